@@ -1,0 +1,236 @@
+//! The `gather-agent` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use agent::sim::{self, Fault, SimConfig};
+
+/// gather-agent: an Insights-Operator-style data gatherer whose gatherers are sandboxed,
+/// hot-swappable WebAssembly modules.
+#[derive(Parser)]
+#[command(name = "gather-agent", version, about, long_about = None)]
+struct Cli {
+    /// Log filter (tracing EnvFilter syntax), for example `info` or `agent=debug`.
+    #[arg(long, global = true, env = "GATHER_AGENT_LOG", default_value = "info")]
+    log: String,
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, global = true, env = "GATHER_AGENT_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a fixture cluster over HTTPS as a read-only Kubernetes API server.
+    ///
+    /// kubectl and kube-rs clients work against it: discovery, get/list, label and field
+    /// selectors, limit/continue paging and Status errors are all real. Example:
+    ///
+    ///   gather-agent sim --fixtures testdata/cluster/sample --write-kubeconfig k.yaml
+    ///   kubectl --kubeconfig k.yaml get co
+    Sim(SimArgs),
+    /// Start the simulator on the sample cluster, talk to it with the kube-rs client,
+    /// and print what it serves. The quickest way to see the pieces working.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct SimArgs {
+    /// Directory of fixture objects (`kubectl get -o json` output; see testdata/README.md).
+    #[arg(long, value_name = "DIR")]
+    fixtures: PathBuf,
+    /// Address to listen on. Port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// Bearer token clients must present. Random when not given.
+    #[arg(long, env = "GATHER_AGENT_SIM_TOKEN")]
+    token: Option<String>,
+    /// Write a kubeconfig (CA + token) for this server to PATH.
+    #[arg(long, value_name = "PATH")]
+    write_kubeconfig: Option<PathBuf>,
+    /// Answer 403 Forbidden for a resource (`secrets`, `pods`, `clusteroperators.config.openshift.io`). Repeatable.
+    #[arg(long, value_name = "RESOURCE")]
+    forbid: Vec<String>,
+    /// Inject a failure: PATH_PREFIX=STATUS, or PATH_PREFIX=429:RETRY_AFTER_SECONDS. Repeatable.
+    #[arg(long, value_name = "PREFIX=STATUS")]
+    fail: Vec<Fault>,
+    /// Delay every authenticated response by N milliseconds.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    delay_ms: u64,
+    /// Add N synthetic nodes and 10*N pods with realistic sizes.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    scale: u32,
+    /// Seconds a `continue` token stays valid before it is answered with 410 Gone.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    continue_ttl: u64,
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Fixture cluster to serve. Defaults to the sample cluster shipped in testdata/.
+    #[arg(long, value_name = "DIR")]
+    fixtures: Option<PathBuf>,
+    /// Keep the simulator running after the demo (Ctrl-C to stop), to try kubectl against it.
+    #[arg(long)]
+    keep_running: bool,
+}
+
+fn init_logging(filter: &str, format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// The sample cluster: `testdata/cluster/sample` under the working directory, or in the
+/// source tree this binary was built from.
+fn default_fixtures() -> PathBuf {
+    let local = PathBuf::from("testdata/cluster/sample");
+    if local.is_dir() {
+        return local;
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/cluster/sample"))
+}
+
+async fn cmd_sim(args: SimArgs) -> anyhow::Result<()> {
+    let config = SimConfig {
+        fixtures: Some(args.fixtures.clone()),
+        listen: args.listen,
+        token: args.token,
+        forbid: args.forbid,
+        faults: args.fail,
+        delay: Duration::from_millis(args.delay_ms),
+        scale: args.scale,
+        continue_ttl: Duration::from_secs(args.continue_ttl),
+    };
+    let handle = sim::start(config).await.context("starting the simulator")?;
+    let counts = handle.cluster().counts();
+    let total: usize = counts.values().sum();
+    println!("serving {total} objects from {}", args.fixtures.display());
+    for (resource, n) in &counts {
+        println!("  {n:>6}  {resource}");
+    }
+    println!("listening on {}", handle.url);
+    match &args.write_kubeconfig {
+        Some(path) => {
+            handle.write_kubeconfig(path)?;
+            println!("kubeconfig written to {}", path.display());
+            println!("try: kubectl --kubeconfig {} get clusteroperators", path.display());
+        }
+        None => {
+            println!("token: {}", handle.token);
+            println!("(pass --write-kubeconfig PATH to get a kubeconfig for kubectl)");
+        }
+    }
+    println!("press Ctrl-C to stop");
+    shutdown_signal().await;
+    handle.shutdown().await;
+    println!("stopped");
+    Ok(())
+}
+
+async fn cmd_demo(args: DemoArgs) -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    use kube::api::{Api, ListParams};
+    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+
+    let fixtures = args.fixtures.unwrap_or_else(default_fixtures);
+    println!("== gather-agent demo");
+    println!("1. starting the cluster simulator on {}", fixtures.display());
+    let handle = sim::start(SimConfig::with_fixtures(&fixtures))
+        .await
+        .context("starting the simulator")?;
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    handle.write_kubeconfig(&kubeconfig)?;
+    println!("   listening on {} (HTTPS, bearer token, CA generated at start)", handle.url);
+
+    println!("2. connecting with the kube-rs client, exactly as the agent will");
+    let client = agent::kubeclient::from_kubeconfig(&kubeconfig).await?;
+    let gvk = GroupVersionKind::gvk("config.openshift.io", "v1", "ClusterOperator");
+    let co: Api<DynamicObject> = Api::all_with(client.clone(), &ApiResource::from_gvk(&gvk));
+    let cos = co.list(&ListParams::default()).await?;
+    println!("   {} ClusterOperators:", cos.items.len());
+    let names: Vec<String> = cos.items.iter().filter_map(|o| o.metadata.name.clone()).collect();
+    for chunk in names.chunks(6) {
+        println!("     {}", chunk.join(", "));
+    }
+    let nodes: Api<Node> = Api::all(client.clone());
+    for n in nodes.list(&ListParams::default()).await? {
+        let version = n.status.and_then(|s| s.node_info).map(|i| i.kubelet_version).unwrap_or_default();
+        println!("   node {} ({version})", n.metadata.name.unwrap_or_default());
+    }
+    let pods: Api<Pod> = Api::all(client.clone());
+    let (mut pages, mut total, mut token) = (0, 0, None::<String>);
+    loop {
+        let mut lp = ListParams::default().limit(10);
+        if let Some(t) = &token {
+            lp = lp.continue_token(t);
+        }
+        let page = pods.list(&lp).await?;
+        pages += 1;
+        total += page.items.len();
+        token = page.metadata.continue_.filter(|t| !t.is_empty());
+        if token.is_none() {
+            break;
+        }
+    }
+    println!("   {total} pods across all namespaces, read in {pages} pages of 10 (limit/continue)");
+    println!("3. the simulator answered {} requests", handle.request_count());
+    if args.keep_running {
+        let path = PathBuf::from("demo.kubeconfig");
+        handle.write_kubeconfig(&path)?;
+        println!("   kubeconfig: {}; try: kubectl --kubeconfig {} get co", path.display(), path.display());
+        println!("   press Ctrl-C to stop");
+        shutdown_signal().await;
+    } else {
+        println!("   to explore it yourself: gather-agent sim --fixtures {} --write-kubeconfig k.yaml", fixtures.display());
+        println!("   then: kubectl --kubeconfig k.yaml get co");
+    }
+    handle.shutdown().await;
+    println!("done");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log, &cli.log_format);
+    agent::tls::install_crypto_provider();
+    let result = match cli.command {
+        Command::Sim(args) => cmd_sim(args).await,
+        Command::Demo(args) => cmd_demo(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

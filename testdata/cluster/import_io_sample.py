@@ -1,0 +1,969 @@
+#!/usr/bin/env python3
+"""Build the fixture cluster testdata/cluster/sample/ from the Insights Operator
+sample archive (openshift/insights-operator docs/insights-archive-sample,
+Apache-2.0).
+
+Usage (from anywhere, typically the repo root):
+
+    python3 testdata/cluster/import_io_sample.py [SAMPLE_DIR]
+
+SAMPLE_DIR defaults to ../shared/insights-archive-sample relative to the repo
+root. The output directory testdata/cluster/sample/ is deleted and regenerated.
+The script uses only the python3 standard library and is deterministic: all
+generated uids and timestamps are derived from object identities, so running it
+twice yields byte-identical files.
+
+See testdata/README.md for the fixture format and what is restored/added here.
+"""
+
+import copy
+import json
+import os
+import shutil
+import sys
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
+OUT_DIR = os.path.join(HERE, "sample")
+DEFAULT_SAMPLE = os.path.join(REPO_ROOT, "..", "shared", "insights-archive-sample")
+
+# Namespace for the deterministic uuid5 of generated uids.
+UID_NS = uuid.UUID("6f1c1a52-3c1e-4d8a-9a57-0b7f5b1c2e10")
+
+# Annotation put on every object this script invents (not in the IO sample).
+SYNTHETIC = "gather-agent.test/synthetic"
+
+# Fallback creation time for objects without one: the creation time of the
+# sample cluster's ClusterVersion (read from version.json, see main()).
+CLUSTER_CREATED = None
+
+# Creation time used for the synthetic pods (after the cluster came up, before
+# the nodes' last heartbeats on 2021-07-13).
+SYNTH_POD_CREATED = "2021-07-12T08:00:00Z"
+SYNTH_POD_STARTED = "2021-07-12T08:00:07Z"
+
+# ---------------------------------------------------------------------------
+# Resource type table: (group, version, kind) -> (plural, scope, shortNames,
+# extra CRD version fields). group "" is the core group. Built-in kinds need no
+# CRD; every other kind gets one.
+# ---------------------------------------------------------------------------
+
+BUILTIN = {
+    ("", "v1", "Node"): ("nodes", "Cluster"),
+    ("", "v1", "Pod"): ("pods", "Namespaced"),
+    ("", "v1", "Namespace"): ("namespaces", "Cluster"),
+    ("apiextensions.k8s.io", "v1", "CustomResourceDefinition"): ("customresourcedefinitions", "Cluster"),
+}
+
+
+def col(name, json_path, typ="string", description=None):
+    c = {"name": name, "type": typ}
+    if description:
+        c["description"] = description
+    c["jsonPath"] = json_path
+    return c
+
+
+CO_COLUMNS = [
+    col("Version", '.status.versions[?(@.name=="operator")].version', description="The version the operator is at."),
+    col("Available", '.status.conditions[?(@.type=="Available")].status', description="Whether the operator is running and stable."),
+    col("Progressing", '.status.conditions[?(@.type=="Progressing")].status', description="Whether the operator is processing changes."),
+    col("Degraded", '.status.conditions[?(@.type=="Degraded")].status', description="Whether the operator is degraded."),
+    col("Since", '.status.conditions[?(@.type=="Available")].lastTransitionTime', "date", "The time the operator's Available status last changed."),
+]
+CV_COLUMNS = [
+    col("Version", '.status.history[?(@.state=="Completed")].version'),
+    col("Available", '.status.conditions[?(@.type=="Available")].status'),
+    col("Progressing", '.status.conditions[?(@.type=="Progressing")].status'),
+    col("Since", '.status.conditions[?(@.type=="Progressing")].lastTransitionTime', "date"),
+    col("Status", '.status.conditions[?(@.type=="Progressing")].message'),
+]
+MCP_COLUMNS = [
+    col("Config", ".status.configuration.name"),
+    col("Updated", '.status.conditions[?(@.type=="Updated")].status'),
+    col("Updating", '.status.conditions[?(@.type=="Updating")].status'),
+    col("Degraded", '.status.conditions[?(@.type=="Degraded")].status'),
+    col("MachineCount", ".status.machineCount", "number", "Total number of machines in the machine config pool"),
+    col("ReadyMachineCount", ".status.readyMachineCount", "number", "Total number of ready machines targeted by the pool"),
+    col("UpdatedMachineCount", ".status.updatedMachineCount", "number", "Total number of machines targeted by the pool that have the CurrentMachineConfig as their config"),
+    col("DegradedMachineCount", ".status.degradedMachineCount", "number", "Total number of machines marked degraded (or unreconcilable)"),
+    col("Age", ".metadata.creationTimestamp", "date"),
+]
+MC_COLUMNS = [
+    col("GeneratedByController", ".metadata.annotations.machineconfiguration\\.openshift\\.io/generated-by-controller-version",
+        description="Version of the controller that generated the machineconfig. This will be empty if the machineconfig is not managed by a controller."),
+    col("IgnitionVersion", ".spec.config.ignition.version", description="Version of the Ignition Config defined in the machineconfig."),
+    col("Age", ".metadata.creationTimestamp", "date"),
+]
+
+# (group, version, kind) -> dict(plural, scope, shortNames, columns, status)
+CUSTOM = {}
+
+
+def custom(group, kind, plural, scope="Cluster", short=None, columns=None, status=True, version="v1"):
+    CUSTOM[(group, version, kind)] = {
+        "plural": plural,
+        "scope": scope,
+        "shortNames": short or [],
+        "columns": columns or [],
+        "status": status,
+    }
+
+
+CFG = "config.openshift.io"
+custom(CFG, "ClusterOperator", "clusteroperators", short=["co"], columns=CO_COLUMNS)
+custom(CFG, "ClusterVersion", "clusterversions", columns=CV_COLUMNS)
+custom(CFG, "Infrastructure", "infrastructures")
+custom(CFG, "Network", "networks")
+custom(CFG, "Proxy", "proxies")
+custom(CFG, "OAuth", "oauths")
+custom(CFG, "Ingress", "ingresses")
+custom(CFG, "Image", "images")
+custom(CFG, "FeatureGate", "featuregates")
+custom(CFG, "APIServer", "apiservers")
+custom(CFG, "Authentication", "authentications")
+MCO = "machineconfiguration.openshift.io"
+custom(MCO, "MachineConfigPool", "machineconfigpools", short=["mcp"], columns=MCP_COLUMNS)
+custom(MCO, "MachineConfig", "machineconfigs", short=["mc"], columns=MC_COLUMNS, status=False)
+OP = "operator.openshift.io"
+for kind, plural in [
+    ("Authentication", "authentications"),
+    ("CloudCredential", "cloudcredentials"),
+    ("Config", "configs"),
+    ("Console", "consoles"),
+    ("CSISnapshotController", "csisnapshotcontrollers"),
+    ("DNS", "dnses"),
+    ("Etcd", "etcds"),
+    ("InsightsOperator", "insightsoperators"),
+    ("KubeAPIServer", "kubeapiservers"),
+    ("KubeControllerManager", "kubecontrollermanagers"),
+    ("KubeScheduler", "kubeschedulers"),
+    ("KubeStorageVersionMigrator", "kubestorageversionmigrators"),
+    ("Network", "networks"),
+    ("OpenShiftAPIServer", "openshiftapiservers"),
+    ("OpenShiftControllerManager", "openshiftcontrollermanagers"),
+    ("ServiceCA", "servicecas"),
+    ("Storage", "storages"),
+]:
+    custom(OP, kind, plural)
+custom(OP, "IngressController", "ingresscontrollers", scope="Namespaced")
+custom("imageregistry.operator.openshift.io", "Config", "configs")
+custom("imageregistry.operator.openshift.io", "ImagePruner", "imagepruners")
+custom("samples.operator.openshift.io", "Config", "configs")
+
+# IO's directory name under config/clusteroperator/operator.openshift.io/ -> kind
+OPERATOR_DIRS = {
+    "authentication": "Authentication",
+    "cloudcredential": "CloudCredential",
+    "config": "Config",
+    "console": "Console",
+    "csisnapshotcontroller": "CSISnapshotController",
+    "dns": "DNS",
+    "etcd": "Etcd",
+    "ingresscontroller": "IngressController",
+    "insightsoperator": "InsightsOperator",
+    "kubeapiserver": "KubeAPIServer",
+    "kubecontrollermanager": "KubeControllerManager",
+    "kubescheduler": "KubeScheduler",
+    "kubestorageversionmigrator": "KubeStorageVersionMigrator",
+    "network": "Network",
+    "openshiftapiserver": "OpenShiftAPIServer",
+    "openshiftcontrollermanager": "OpenShiftControllerManager",
+    "serviceca": "ServiceCA",
+    "storage": "Storage",
+}
+
+# config/<file>.json -> kind (all config.openshift.io/v1, named "cluster")
+CONFIG_SINGLETONS = [
+    ("infrastructure", "Infrastructure"),
+    ("network", "Network"),
+    ("proxy", "Proxy"),
+    ("oauth", "OAuth"),
+    ("ingress", "Ingress"),
+    ("image", "Image"),
+    ("featuregate", "FeatureGate"),
+    ("apiserver", "APIServer"),
+    ("authentication", "Authentication"),
+]
+
+# Canonical ObjectMeta key order (as the API server serializes it).
+META_ORDER = [
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion",
+    "generation", "creationTimestamp", "deletionTimestamp",
+    "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences",
+    "finalizers", "managedFields",
+]
+
+NOTES = []  # surprises found while importing, printed at the end
+
+
+def note(msg):
+    NOTES.append(msg)
+
+
+def split_api_version(api_version):
+    if "/" in api_version:
+        g, v = api_version.split("/", 1)
+        return g, v
+    return "", api_version
+
+
+def type_info(obj):
+    g, v = split_api_version(obj["apiVersion"])
+    key = (g, v, obj["kind"])
+    if key in BUILTIN:
+        plural, scope = BUILTIN[key]
+        return g, v, plural, scope
+    if key in CUSTOM:
+        c = CUSTOM[key]
+        return g, v, c["plural"], c["scope"]
+    raise SystemExit("no type info for %r" % (key,))
+
+
+def gen_uid(*parts):
+    return str(uuid.uuid5(UID_NS, "/".join(parts)))
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def with_type_first(obj, api_version, kind):
+    """Return obj with apiVersion/kind set; restored ones are put first."""
+    if "apiVersion" in obj and "kind" in obj:
+        if obj["apiVersion"] != api_version or obj["kind"] != kind:
+            raise SystemExit("unexpected type %s/%s, want %s/%s" % (
+                obj["apiVersion"], obj["kind"], api_version, kind))
+        return obj
+    out = {"apiVersion": api_version, "kind": kind}
+    for k, v in obj.items():
+        if k not in ("apiVersion", "kind"):
+            out[k] = v
+    return out
+
+
+def meta_set(meta, key, value):
+    """Insert key into metadata dict at its canonical position."""
+    if key in meta:
+        meta[key] = value
+        return meta
+    idx = META_ORDER.index(key)
+    out = {}
+    inserted = False
+    for k, v in meta.items():
+        if not inserted and k in META_ORDER and META_ORDER.index(k) > idx:
+            out[key] = value
+            inserted = True
+        out[k] = v
+    if not inserted:
+        out[key] = value
+    meta.clear()
+    meta.update(out)
+    return meta
+
+
+def self_link(obj):
+    g, v, plural, scope = type_info(obj)
+    m = obj["metadata"]
+    base = "/api/%s" % v if g == "" else "/apis/%s/%s" % (g, v)
+    if scope == "Namespaced":
+        return "%s/namespaces/%s/%s/%s" % (base, m["namespace"], plural, m["name"])
+    return "%s/%s/%s" % (base, plural, m["name"])
+
+
+def check_self_link(obj, src):
+    sl = obj["metadata"].get("selfLink")
+    if sl is None:
+        note("%s: no metadata.selfLink (type taken from the file name)" % src)
+        return
+    want = self_link(obj)
+    if sl != want:
+        raise SystemExit("%s: selfLink %s does not match %s" % (src, sl, want))
+
+
+# ---------------------------------------------------------------------------
+# managedFields (IO strips them; we add one realistic entry so that tests can
+# check that gatherers strip them again)
+# ---------------------------------------------------------------------------
+
+def latest_time(obj):
+    times = []
+    for c in obj.get("status", {}).get("conditions", []) or []:
+        for k in ("lastHeartbeatTime", "lastTransitionTime"):
+            if c.get(k):
+                times.append(c[k])
+    return max(times) if times else obj["metadata"]["creationTimestamp"]
+
+
+def cond_fields(conds, keys):
+    """fieldsV1 for a conditions list, kept small: only the Ready condition
+    (or the first one if there is no Ready condition)."""
+    conds = conds or []
+    pick = [c for c in conds if c.get("type") == "Ready"] or conds[:1]
+    out = {}
+    if conds:
+        out["."] = {}
+    for c in pick:
+        out['k:{"type":"%s"}' % c["type"]] = {".": {}, **{"f:" + k: {} for k in keys if k in c}}
+    return out
+
+
+def managed_fields_entry(obj):
+    kind = obj["kind"]
+    st = obj.get("status", {})
+    if kind == "Node":
+        manager = "kubelet"
+        fields = {"f:status": {
+            "f:conditions": cond_fields(st.get("conditions"), [
+                "lastHeartbeatTime", "lastTransitionTime", "message", "reason", "status", "type"]),
+        }}
+        if "nodeInfo" in st:
+            fields["f:status"]["f:nodeInfo"] = {"f:bootID": {}}
+    elif kind == "Pod":
+        scheduled = bool(obj.get("spec", {}).get("nodeName"))
+        manager = "kubelet" if scheduled else "kube-scheduler"
+        status = {"f:conditions": cond_fields(st.get("conditions"), [
+            "lastProbeTime", "lastTransitionTime", "message", "reason", "status", "type"])}
+        if scheduled:
+            for k in ("containerStatuses", "hostIP", "initContainerStatuses", "phase", "podIP", "podIPs", "startTime"):
+                if k in st:
+                    status["f:" + k] = {}
+        fields = {"f:status": status}
+    elif kind == "ClusterOperator":
+        manager = "cluster-version-operator"
+        ann = obj["metadata"].get("annotations", {})
+        fields = {}
+        if ann:
+            fields["f:metadata"] = {"f:annotations": {".": {}, **{"f:" + k: {} for k in ann}}}
+        fields["f:spec"] = {}
+        fields["f:status"] = {".": {}, "f:extension": {}}
+    elif kind == "ClusterVersion":
+        manager = "cluster-version-operator"
+        fields = {"f:status": {".": {}, **{"f:" + k: {} for k in sorted(st)}}}
+    else:
+        raise SystemExit("no managedFields template for " + kind)
+    return {
+        "manager": manager,
+        "operation": "Update",
+        "apiVersion": obj["apiVersion"],
+        "time": latest_time(obj),
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields,
+    }
+
+
+def add_managed_fields(obj):
+    m = obj["metadata"]
+    if "managedFields" not in m:
+        meta_set(m, "managedFields", [managed_fields_entry(obj)])
+
+
+# ---------------------------------------------------------------------------
+# object store
+# ---------------------------------------------------------------------------
+
+class Store:
+    def __init__(self):
+        self.objs = {}  # (group, plural, ns, name) -> obj
+        self.sources = {}
+
+    def add(self, obj, src):
+        g, v, plural, scope = type_info(obj)
+        m = obj["metadata"]
+        ns = m.get("namespace", "")
+        if scope == "Namespaced" and not ns:
+            raise SystemExit("%s: namespaced %s without namespace" % (src, obj["kind"]))
+        if scope == "Cluster" and ns:
+            raise SystemExit("%s: cluster-scoped %s with namespace" % (src, obj["kind"]))
+        key = (g, plural, ns, m["name"])
+        if key in self.objs:
+            if self.objs[key] == obj:
+                note("%s is an exact duplicate of %s (%s %s); imported once" % (
+                    src, self.sources[key], obj["kind"], m["name"]))
+                return
+            raise SystemExit("%s: conflicting duplicate of %s" % (src, self.sources[key]))
+        # fill in uid / creationTimestamp (item 12)
+        if not m.get("uid"):
+            meta_set(m, "uid", gen_uid(g, plural, ns, m["name"]))
+        if not m.get("creationTimestamp"):
+            meta_set(m, "creationTimestamp", CLUSTER_CREATED)
+        self.objs[key] = obj
+        self.sources[key] = src
+
+    def write(self, out_dir):
+        counts = {}
+        for (g, plural, ns, name), obj in sorted(self.objs.items()):
+            parts = [out_dir, g or "core", plural]
+            if ns:
+                parts.append(ns)
+            parts.append(name + ".json")
+            path = os.path.join(*parts)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8", newline="\n") as f:
+                f.write(json.dumps(obj, indent=2, ensure_ascii=False))
+                f.write("\n")
+            k = (g or "core", plural)
+            counts[k] = counts.get(k, 0) + 1
+        return counts
+
+
+# ---------------------------------------------------------------------------
+# importers
+# ---------------------------------------------------------------------------
+
+def listdir_json(d):
+    return sorted(f for f in os.listdir(d) if f.endswith(".json"))
+
+
+def import_clusteroperators(store, cfg):
+    d = os.path.join(cfg, "clusteroperator")
+    for f in listdir_json(d):
+        obj = with_type_first(read_json(os.path.join(d, f)), CFG + "/v1", "ClusterOperator")
+        check_self_link(obj, "config/clusteroperator/" + f)
+        add_managed_fields(obj)
+        store.add(obj, "config/clusteroperator/" + f)
+
+
+def import_nodes(store, cfg):
+    d = os.path.join(cfg, "node")
+    for f in listdir_json(d):
+        obj = with_type_first(read_json(os.path.join(d, f)), "v1", "Node")
+        check_self_link(obj, "config/node/" + f)
+        add_managed_fields(obj)
+        store.add(obj, "config/node/" + f)
+
+
+def import_version(store, cfg):
+    obj = with_type_first(read_json(os.path.join(cfg, "version.json")), CFG + "/v1", "ClusterVersion")
+    check_self_link(obj, "config/version.json")
+    add_managed_fields(obj)
+    store.add(obj, "config/version.json")
+    id_path = os.path.join(cfg, "id")
+    if os.path.exists(id_path):
+        with open(id_path, encoding="utf-8") as fh:
+            io_id = fh.read().strip()
+        cid = obj.get("spec", {}).get("clusterID")
+        if io_id != cid:
+            note("config/id is %s but ClusterVersion spec.clusterID is %s" % (io_id, cid))
+    return obj
+
+
+def import_singletons(store, cfg):
+    cv_uid = None
+    for (g, plural, ns, name), o in store.objs.items():
+        if o["kind"] == "ClusterVersion":
+            cv_uid = o["metadata"]["uid"]
+    for fname, kind in CONFIG_SINGLETONS:
+        src = "config/%s.json" % fname
+        obj = with_type_first(read_json(os.path.join(cfg, fname + ".json")), CFG + "/v1", kind)
+        check_self_link(obj, src)
+        for ref in obj["metadata"].get("ownerReferences", []):
+            if ref.get("kind") == "ClusterVersion" and ref.get("uid") != cv_uid:
+                note("%s: ownerReference to ClusterVersion uid %s, but the ClusterVersion's uid is %s "
+                     "(object comes from another cluster; creationTimestamp %s)" % (
+                         src, ref.get("uid"), cv_uid, obj["metadata"].get("creationTimestamp")))
+        store.add(obj, src)
+
+
+def import_pods(store, cfg):
+    d = os.path.join(cfg, "pod")
+    pods = []
+    for ns in sorted(os.listdir(d)):
+        nd = os.path.join(d, ns)
+        if not os.path.isdir(nd):
+            continue
+        for f in listdir_json(nd):
+            src = "config/pod/%s/%s" % (ns, f)
+            obj = with_type_first(read_json(os.path.join(nd, f)), "v1", "Pod")
+            if obj["metadata"].get("namespace") != ns:
+                raise SystemExit("%s: namespace mismatch" % src)
+            check_self_link(obj, src)
+            add_managed_fields(obj)
+            store.add(obj, src)
+            pods.append(obj)
+    return pods
+
+
+def import_mco(store, cfg):
+    for sub, kind in (("machineconfigpools", "MachineConfigPool"), ("machineconfigs", "MachineConfig")):
+        d = os.path.join(cfg, sub)
+        for f in listdir_json(d):
+            src = "config/%s/%s" % (sub, f)
+            obj = with_type_first(read_json(os.path.join(d, f)), MCO + "/v1", kind)
+            check_self_link(obj, src)
+            if f[:-5] != obj["metadata"]["name"]:
+                note("%s holds the %s named %r" % (src, kind, obj["metadata"]["name"]))
+            store.add(obj, src)
+
+
+def import_operator_configs(store, cfg):
+    base = os.path.join(cfg, "clusteroperator")
+    # operator.openshift.io: IO writes {apiVersion, kind, name, spec[, status]}
+    # (metadata reduced to the name). Turn "name" back into metadata.
+    od = os.path.join(base, OP)
+    for sub in sorted(os.listdir(od)):
+        kind = OPERATOR_DIRS[sub]
+        sd = os.path.join(od, sub)
+        entries = []
+        for e in sorted(os.listdir(sd)):
+            p = os.path.join(sd, e)
+            if os.path.isdir(p):  # namespaced: <kind>/<namespace>/<name>.json
+                entries += [(e, os.path.join(p, f), "%s/%s/%s" % (sub, e, f)) for f in listdir_json(p)]
+            elif e.endswith(".json"):
+                entries.append(("", p, "%s/%s" % (sub, e)))
+        for ns, path, rel in entries:
+            src = "config/clusteroperator/%s/%s" % (OP, rel)
+            raw = read_json(path)
+            if raw.get("apiVersion") != OP + "/v1" or raw.get("kind") != kind:
+                raise SystemExit("%s: unexpected type %s %s" % (src, raw.get("apiVersion"), raw.get("kind")))
+            meta = {"name": raw["name"]}
+            if ns:
+                meta["namespace"] = ns
+            obj = {"apiVersion": raw["apiVersion"], "kind": raw["kind"], "metadata": meta}
+            for k, v in raw.items():
+                if k not in ("apiVersion", "kind", "name", "metadata"):
+                    obj[k] = v
+            store.add(obj, src)
+    # imageregistry / samples: full objects (imageregistry without kind/apiVersion)
+    for group, sub, kind in (
+        ("imageregistry.operator.openshift.io", "config", "Config"),
+        ("imageregistry.operator.openshift.io", "imagepruner", "ImagePruner"),
+        ("samples.operator.openshift.io", "config", "Config"),
+    ):
+        sd = os.path.join(base, group, sub)
+        for f in listdir_json(sd):
+            src = "config/clusteroperator/%s/%s/%s" % (group, sub, f)
+            raw = read_json(os.path.join(sd, f))
+            if "metadata" not in raw:  # anonymized form as above
+                obj = {"apiVersion": raw["apiVersion"], "kind": raw["kind"], "metadata": {"name": raw["name"]}}
+                for k, v in raw.items():
+                    if k not in ("apiVersion", "kind", "name"):
+                        obj[k] = v
+            else:
+                obj = with_type_first(raw, group + "/v1", kind)
+                check_self_link(obj, src)
+            if obj["apiVersion"] != group + "/v1" or obj["kind"] != kind:
+                raise SystemExit("%s: unexpected type" % src)
+            store.add(obj, src)
+
+
+def import_crds(store, cfg):
+    d = os.path.join(cfg, "crd")
+    if not os.path.isdir(d):
+        return
+    for f in listdir_json(d):
+        src = "config/crd/" + f
+        obj = with_type_first(read_json(os.path.join(d, f)), "apiextensions.k8s.io/v1", "CustomResourceDefinition")
+        check_self_link(obj, src)
+        store.add(obj, src)
+
+
+# ---------------------------------------------------------------------------
+# synthetic objects
+# ---------------------------------------------------------------------------
+
+def synth_annotations(meta, text):
+    ann = dict(meta.get("annotations", {}))
+    ann[SYNTHETIC] = text
+    meta_set(meta, "annotations", ann)
+
+
+def healthy_container_status(cs, started_at):
+    out = {}
+    for k, v in cs.items():
+        if k == "state":
+            out[k] = {"running": {"startedAt": started_at}}
+        elif k == "lastState":
+            out[k] = {}
+        elif k == "ready":
+            out[k] = True
+        elif k == "restartCount":
+            out[k] = 0
+        elif k == "started":
+            out[k] = True
+        elif k == "containerID":
+            out[k] = "cri-o://" + uuid.uuid5(UID_NS, "cid/" + started_at + "/" + cs["name"]).hex * 2
+        else:
+            out[k] = v
+    return out
+
+
+def completed_init_status(cs, started_at):
+    out = dict(cs)
+    out["state"] = {"terminated": {"exitCode": 0, "reason": "Completed",
+                                   "startedAt": started_at, "finishedAt": started_at}}
+    out["lastState"] = {}
+    out["ready"] = True
+    out["restartCount"] = 0
+    return out
+
+
+def derive_healthy_pod(src, new_name):
+    """Copy a sample pod and make it healthy: Running, all restartCounts 0."""
+    p = copy.deepcopy(src)
+    m = p["metadata"]
+    src_ref = "%s/%s" % (m["namespace"], m["name"])
+    m["name"] = new_name
+    m.pop("resourceVersion", None)  # the simulator assigns one
+    m.pop("managedFields", None)
+    meta_set(m, "uid", gen_uid("pod", m["namespace"], new_name))
+    meta_set(m, "creationTimestamp", SYNTH_POD_CREATED)
+    if "selfLink" in m:
+        m["selfLink"] = self_link(p)
+    synth_annotations(m, "healthy copy of sample pod " + src_ref)
+    st = p["status"]
+    # Give the copy its own pod IP (last octet + 100), also in the CNI annotations.
+    old_ip = st.get("podIP")
+    if old_ip and "." in old_ip:
+        head, last = old_ip.rsplit(".", 1)
+        new_ip = "%s.%d" % (head, (int(last) + 100) % 250)
+        st["podIP"] = new_ip
+        st["podIPs"] = [{"ip": new_ip}]
+        for k, v in list(m.get("annotations", {}).items()):
+            if isinstance(v, str) and '"%s"' % old_ip in v:
+                m["annotations"][k] = v.replace('"%s"' % old_ip, '"%s"' % new_ip)
+    st["phase"] = "Running"
+    st["conditions"] = [
+        {"type": t, "status": "True", "lastProbeTime": None,
+         "lastTransitionTime": SYNTH_POD_STARTED if t in ("Ready", "ContainersReady") else SYNTH_POD_CREATED}
+        for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
+    ]
+    st["startTime"] = SYNTH_POD_CREATED
+    if "initContainerStatuses" in st:
+        st["initContainerStatuses"] = [completed_init_status(c, SYNTH_POD_CREATED) for c in st["initContainerStatuses"]]
+    st["containerStatuses"] = [healthy_container_status(c, SYNTH_POD_STARTED) for c in st["containerStatuses"]]
+    add_managed_fields(p)
+    return p
+
+
+def app_pod(ns, name, rs_hash, failing):
+    """A small workload pod in a non-openshift namespace."""
+    cstate = {"running": {"startedAt": SYNTH_POD_STARTED}}
+    last = {}
+    restarts = 0
+    ready = True
+    if failing:
+        cstate = {"waiting": {"reason": "CrashLoopBackOff",
+                              "message": "back-off 5m0s restarting failed container=web pod=%s_%s(%s)" % (
+                                  name, ns, gen_uid("pod", ns, name))}}
+        last = {"terminated": {"exitCode": 1, "reason": "Error",
+                               "startedAt": "2021-07-12T08:31:02Z", "finishedAt": "2021-07-12T08:31:04Z",
+                               "containerID": "cri-o://" + uuid.uuid5(UID_NS, "cid/" + name).hex * 2}}
+        restarts = 7
+        ready = False
+    cond_ready = "False" if failing else "True"
+    cs = {"name": "web", "state": cstate, "lastState": last, "ready": ready, "restartCount": restarts,
+          "image": "registry.access.redhat.com/ubi8/httpd-24:1-143",
+          "imageID": "registry.access.redhat.com/ubi8/httpd-24@sha256:" + (uuid.uuid5(UID_NS, "img/httpd").hex * 2),
+          "started": not failing}
+    if not failing:
+        cs["containerID"] = "cri-o://" + uuid.uuid5(UID_NS, "cid/" + name).hex * 2
+    ready_cond = {"type": "Ready", "status": cond_ready, "lastProbeTime": None,
+                  "lastTransitionTime": SYNTH_POD_STARTED}
+    cready_cond = {"type": "ContainersReady", "status": cond_ready, "lastProbeTime": None,
+                   "lastTransitionTime": SYNTH_POD_STARTED}
+    if failing:
+        for c in (ready_cond, cready_cond):
+            c["reason"] = "ContainersNotReady"
+            c["message"] = "containers with unready status: [web]"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "generateName": "web-%s-" % rs_hash,
+            "namespace": ns,
+            "uid": gen_uid("pod", ns, name),
+            "creationTimestamp": SYNTH_POD_CREATED,
+            "labels": {"app": "web", "pod-template-hash": rs_hash},
+            "annotations": {SYNTHETIC: "%s pod in a non-openshift namespace" % ("failing" if failing else "healthy")},
+            "ownerReferences": [{
+                "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-" + rs_hash,
+                "uid": gen_uid("replicasets", ns, "web-" + rs_hash), "controller": True,
+                "blockOwnerDeletion": True}],
+        },
+        "spec": {
+            "containers": [{
+                "name": "web",
+                "image": "registry.access.redhat.com/ubi8/httpd-24:1-143",
+                "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                "resources": {},
+                "terminationMessagePath": "/dev/termination-log",
+                "terminationMessagePolicy": "File",
+                "imagePullPolicy": "IfNotPresent",
+            }],
+            "restartPolicy": "Always",
+            "terminationGracePeriodSeconds": 30,
+            "dnsPolicy": "ClusterFirst",
+            "serviceAccountName": "default",
+            "serviceAccount": "default",
+            "nodeName": "worker-0.imeixner20210707.lab.upshift.rdu2.redhat.com",
+            "securityContext": {},
+            "schedulerName": "default-scheduler",
+            "priority": 0,
+            "enableServiceLinks": True,
+            "preemptionPolicy": "PreemptLowerPriority",
+        },
+        "status": {
+            "phase": "Running",
+            "conditions": [
+                {"type": "Initialized", "status": "True", "lastProbeTime": None, "lastTransitionTime": SYNTH_POD_CREATED},
+                ready_cond,
+                cready_cond,
+                {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": SYNTH_POD_CREATED},
+            ],
+            "hostIP": "10.0.89.93",
+            "podIP": "10.129.0.%d" % (201 if failing else 200),
+            "podIPs": [{"ip": "10.129.0.%d" % (201 if failing else 200)}],
+            "startTime": SYNTH_POD_CREATED,
+            "containerStatuses": [cs],
+            "qosClass": "BestEffort",
+        },
+    }
+    add_managed_fields(pod)
+    return pod
+
+
+def installer_pod(ns, name):
+    """A completed (Succeeded) installer pod: healthy, must not be gathered."""
+    image = "quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:" + uuid.uuid5(UID_NS, "img/installer").hex * 2
+    node = "master-0.imeixner20210707.lab.upshift.rdu2.redhat.com"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "uid": gen_uid("pod", ns, name),
+            "creationTimestamp": SYNTH_POD_CREATED,
+            "labels": {"app": "installer"},
+            "annotations": {SYNTHETIC: "completed (Succeeded) pod in an openshift namespace"},
+        },
+        "spec": {
+            "containers": [{
+                "name": "installer",
+                "image": image,
+                "command": ["cluster-kube-scheduler-operator", "installer"],
+                "resources": {"requests": {"cpu": "150m", "memory": "200M"}},
+                "terminationMessagePath": "/dev/termination-log",
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "imagePullPolicy": "IfNotPresent",
+            }],
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 30,
+            "dnsPolicy": "ClusterFirst",
+            "serviceAccountName": "installer-sa",
+            "serviceAccount": "installer-sa",
+            "nodeName": node,
+            "securityContext": {"runAsUser": 0},
+            "schedulerName": "default-scheduler",
+            "priorityClassName": "system-node-critical",
+            "priority": 2000001000,
+            "enableServiceLinks": True,
+            "preemptionPolicy": "PreemptLowerPriority",
+        },
+        "status": {
+            "phase": "Succeeded",
+            "conditions": [
+                {"type": "Initialized", "status": "True", "lastProbeTime": None, "lastTransitionTime": SYNTH_POD_CREATED},
+                {"type": "Ready", "status": "False", "lastProbeTime": None, "lastTransitionTime": SYNTH_POD_STARTED,
+                 "reason": "PodCompleted"},
+                {"type": "ContainersReady", "status": "False", "lastProbeTime": None,
+                 "lastTransitionTime": SYNTH_POD_STARTED, "reason": "PodCompleted"},
+                {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": SYNTH_POD_CREATED},
+            ],
+            "hostIP": "10.0.88.27",
+            "podIP": "10.128.0.90",
+            "podIPs": [{"ip": "10.128.0.90"}],
+            "startTime": SYNTH_POD_CREATED,
+            "containerStatuses": [{
+                "name": "installer",
+                "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": SYNTH_POD_CREATED,
+                                         "finishedAt": SYNTH_POD_STARTED,
+                                         "containerID": "cri-o://" + uuid.uuid5(UID_NS, "cid/" + name).hex * 2}},
+                "lastState": {},
+                "ready": False,
+                "restartCount": 0,
+                "image": image,
+                "imageID": image,
+                "containerID": "cri-o://" + uuid.uuid5(UID_NS, "cid/" + name).hex * 2,
+                "started": False,
+            }],
+            "qosClass": "Burstable",
+        },
+    }
+    add_managed_fields(pod)
+    return pod
+
+
+def add_synthetic_pods(store, pods):
+    by_name = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in pods}
+    synth = [
+        derive_healthy_pod(by_name[("openshift-monitoring", "cluster-monitoring-operator-6c785d75f6-t79zv")],
+                           "cluster-monitoring-operator-6c785d75f6-healthy-7k2qx"),
+        derive_healthy_pod(by_name[("openshift-service-ca", "service-ca-7d7647cfdb-szfd8")],
+                           "service-ca-7d7647cfdb-healthy-r4m8n"),
+        installer_pod("openshift-kube-scheduler", "installer-7-master-0-healthy-q9w3z"),
+        app_pod("sample-app", "web-5d8f7c9b6d-healthy-x2k4p", "5d8f7c9b6d", failing=False),
+        app_pod("sample-app", "web-5d8f7c9b6d-failing-m7c9t", "5d8f7c9b6d", failing=True),
+    ]
+    for p in synth:
+        store.add(p, "synthetic")
+    return synth
+
+
+def add_namespaces(store):
+    first = {}
+    for (g, plural, ns, name), o in store.objs.items():
+        if ns:
+            ts = o["metadata"]["creationTimestamp"]
+            first[ns] = min(first.get(ns, ts), ts, CLUSTER_CREATED)
+    for ns in sorted(first):
+        if ("", "namespaces", "", ns) in store.objs:
+            continue
+        obj = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": ns,
+                "uid": gen_uid("namespace", ns),
+                "creationTimestamp": first[ns],
+                "labels": {"kubernetes.io/metadata.name": ns},
+                "annotations": {SYNTHETIC: "namespace of objects in the sample"},
+            },
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Active"},
+        }
+        store.add(obj, "synthetic")
+
+
+def add_crds(store):
+    used = set()
+    for (g, plural, ns, name), o in store.objs.items():
+        gg, v = split_api_version(o["apiVersion"])
+        key = (gg, v, o["kind"])
+        if key not in BUILTIN:
+            used.add(key)
+    for key in sorted(used):
+        if key not in CUSTOM:
+            raise SystemExit("no CRD info for %r" % (key,))
+        g, v, kind = key
+        c = CUSTOM[key]
+        names = {"plural": c["plural"], "singular": kind.lower()}
+        if c["shortNames"]:
+            names["shortNames"] = list(c["shortNames"])
+        names["kind"] = kind
+        names["listKind"] = kind + "List"
+        version = {
+            "name": v,
+            "served": True,
+            "storage": True,
+            "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+        }
+        if c["status"]:
+            version["subresources"] = {"status": {}}
+        if c["columns"]:
+            version["additionalPrinterColumns"] = copy.deepcopy(c["columns"])
+        crd_name = "%s.%s" % (c["plural"], g)
+        if ("apiextensions.k8s.io", "customresourcedefinitions", "", crd_name) in store.objs:
+            continue
+        obj = {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {
+                "name": crd_name,
+                "uid": gen_uid("crd", crd_name),
+                "creationTimestamp": CLUSTER_CREATED,
+                "annotations": {SYNTHETIC: "CRD declaring a kind used in the sample"},
+            },
+            "spec": {
+                "group": g,
+                "names": names,
+                "scope": c["scope"],
+                "versions": [version],
+                "conversion": {"strategy": "None"},
+            },
+            "status": {
+                "conditions": [
+                    {"type": "NamesAccepted", "status": "True", "lastTransitionTime": CLUSTER_CREATED,
+                     "reason": "NoConflicts", "message": "no conflicts found"},
+                    {"type": "Established", "status": "True", "lastTransitionTime": CLUSTER_CREATED,
+                     "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"},
+                ],
+                "acceptedNames": copy.deepcopy(names),
+                "storedVersions": [v],
+            },
+        }
+        store.add(obj, "synthetic")
+
+
+# ---------------------------------------------------------------------------
+
+def io_pod_rule(pod):
+    """IO's rule: openshift-* namespace and (phase not Running/Succeeded or
+    any container (incl. init containers) with restartCount > 0)."""
+    ns = pod["metadata"]["namespace"]
+    if not ns.startswith("openshift-"):
+        return False
+    st = pod.get("status", {})
+    if st.get("phase") not in ("Running", "Succeeded"):
+        return True
+    for cs in (st.get("containerStatuses") or []) + (st.get("initContainerStatuses") or []):
+        if cs.get("restartCount", 0) > 0:
+            return True
+    return False
+
+
+def main(argv):
+    global CLUSTER_CREATED
+    sample = os.path.abspath(argv[1]) if len(argv) > 1 else os.path.normpath(DEFAULT_SAMPLE)
+    cfg = os.path.join(sample, "config")
+    if not os.path.isdir(cfg):
+        raise SystemExit("not an IO archive (no config/): " + sample)
+    CLUSTER_CREATED = read_json(os.path.join(cfg, "version.json"))["metadata"]["creationTimestamp"]
+
+    store = Store()
+    import_clusteroperators(store, cfg)
+    import_nodes(store, cfg)
+    cv = import_version(store, cfg)
+    import_singletons(store, cfg)
+    pods = import_pods(store, cfg)
+    import_mco(store, cfg)
+    import_operator_configs(store, cfg)
+    import_crds(store, cfg)
+
+    node_names = {o["metadata"]["name"] for (g, p, ns, n), o in store.objs.items() if o["kind"] == "Node"}
+    for p in pods:
+        nn = p.get("spec", {}).get("nodeName")
+        if nn and nn not in node_names:
+            note("pod %s/%s runs on node %s, which is not in the sample" % (
+                p["metadata"]["namespace"], p["metadata"]["name"], nn))
+
+    synth = add_synthetic_pods(store, pods)
+    add_namespaces(store)
+    add_crds(store)
+
+    if os.path.exists(OUT_DIR):
+        shutil.rmtree(OUT_DIR)
+    counts = store.write(OUT_DIR)
+
+    print("wrote %d objects to %s" % (len(store.objs), os.path.relpath(OUT_DIR)))
+    for (g, plural), n in sorted(counts.items()):
+        print("  %-40s %4d" % ("%s/%s" % (g, plural), n))
+    print("pods vs IO's pod rule (openshift-* and (phase not Running/Succeeded or restarts > 0)):")
+    for p in pods + synth:
+        m = p["metadata"]
+        print("  %-5s %-8s %s/%s%s" % (
+            "MATCH" if io_pod_rule(p) else "-", p["status"].get("phase"), m["namespace"], m["name"],
+            " (synthetic)" if SYNTHETIC in m.get("annotations", {}) else ""))
+    print("sample pods matching: %d of %d" % (sum(io_pod_rule(p) for p in pods), len(pods)))
+    if NOTES:
+        print("notes:")
+        for n in NOTES:
+            print("  - " + n)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
