@@ -31,8 +31,13 @@ enum Command {
     /// kubectl and kube-rs clients work against it: discovery, get/list, label and field
     /// selectors, limit/continue paging and Status errors are all real. Example:
     ///
+    ///
     ///   gather-agent sim --fixtures testdata/cluster/sample --write-kubeconfig k.yaml
     ///   kubectl --kubeconfig k.yaml get co
+    ///
+    /// Fault injection for tests: --forbid secrets, --fail /api/v1/nodes=500,
+    /// --fail /apis=429:5 (Retry-After 5), --delay-ms 200. Grow the cluster with --scale N.
+    #[command(verbatim_doc_comment)]
     Sim(SimArgs),
     /// Start the simulator on the sample cluster, talk to it with the kube-rs client,
     /// and print what it serves. The quickest way to see the pieces working.
