@@ -36,7 +36,7 @@ fn gatherers() -> Result<PathBuf, String> {
         .arg(&manifest)
         .arg("--target-dir")
         .arg(root().join("target/wasm"));
-    run(cmd).map_err(|e| format!("{e}\nhint: install the target with `rustup target add wasm32-unknown-unknown`"))?;
+    run(cmd).map_err(|e| format!("{e}\nhint: if the wasm32 target is missing, run `rustup target add wasm32-unknown-unknown`"))?;
     let built = root().join("target/wasm/wasm32-unknown-unknown/release");
     let mut n = 0;
     for entry in std::fs::read_dir(&built).map_err(|e| format!("reading {}: {e}", built.display()))? {

@@ -1,0 +1,451 @@
+//! The Rust guest SDK: safe wrappers over the `gather` host imports and the [`gatherer!`]
+//! macro that declares a module's manifest and entry point.
+//!
+//! Gatherer crates use only this module's safe API; the `unsafe` glue lives here, once.
+//! Built for `wasm32-unknown-unknown` it calls the host imports. Built natively it calls a
+//! [`NativeHost`] installed with [`with_native_host`], so the same gatherer source runs
+//! without wasm (for quick tests and as a performance baseline).
+
+#![allow(unsafe_code)]
+
+use serde_json::Value;
+
+use crate::abi::{level, status};
+use crate::http::{Request, Response, FORWARDED_RESPONSE_HEADERS};
+use crate::record::{validate_name, NameError};
+
+/// What can go wrong in a gatherer's host calls.
+#[derive(Debug)]
+pub enum Error {
+    /// A host function returned a negative status code.
+    Host {
+        /// Which call.
+        call: &'static str,
+        /// The ABI status code (see [`crate::abi::status`]).
+        code: i32,
+    },
+    /// The API answered with a non-2xx status.
+    Status {
+        /// The request path.
+        path: String,
+        /// HTTP status.
+        status: u16,
+        /// The `Status` message, when the body has one.
+        message: String,
+    },
+    /// A body was not the JSON expected.
+    Json(String),
+    /// A record name broke the naming rules.
+    Name(NameError),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Host { call, code } => write!(f, "{call} failed: {} ({code})", status::name(*code)),
+            Error::Status { path, status, message } => write!(f, "GET {path}: HTTP {status}: {message}"),
+            Error::Json(e) => write!(f, "invalid JSON: {e}"),
+            Error::Name(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Result type for gatherer code.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The host as seen by a gatherer built natively (see [`with_native_host`]).
+pub trait NativeHost {
+    /// `log` host function.
+    fn log(&mut self, level: i32, msg: &str);
+    /// The module's config JSON (empty when none).
+    fn config(&mut self) -> Vec<u8>;
+    /// Makes a request; `Err` carries an ABI status code.
+    fn request(&mut self, req: &Request) -> Result<Response, i32>;
+    /// Emits a record; returns an ABI status code.
+    fn record(&mut self, name: &str, data: &[u8]) -> i32;
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod backend {
+    use std::cell::RefCell;
+
+    use super::NativeHost;
+    use crate::http::{Request, Response};
+
+    thread_local! {
+        pub(super) static HOST: RefCell<Option<Box<dyn NativeHost>>> = RefCell::new(None);
+    }
+
+    fn with<R>(f: impl FnOnce(&mut dyn NativeHost) -> R) -> R {
+        HOST.with(|h| {
+            let mut h = h.borrow_mut();
+            let host = h.as_mut().expect("no NativeHost installed: run native gatherers inside with_native_host");
+            f(host.as_mut())
+        })
+    }
+
+    pub fn log(level: i32, msg: &str) {
+        with(|h| h.log(level, msg))
+    }
+    pub fn config() -> Vec<u8> {
+        with(|h| h.config())
+    }
+    pub fn request(req: &Request) -> Result<Response, i32> {
+        with(|h| h.request(req))
+    }
+    pub fn record(name: &str, data: &[u8]) -> i32 {
+        with(|h| h.record(name, data))
+    }
+}
+
+/// Runs `f` with `host` serving the SDK's calls on this thread, then returns the host.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn with_native_host<R>(host: Box<dyn NativeHost>, f: impl FnOnce() -> R) -> (R, Box<dyn NativeHost>) {
+    backend::HOST.with(|h| *h.borrow_mut() = Some(host));
+    let r = f();
+    let host = backend::HOST.with(|h| h.borrow_mut().take()).expect("host still installed");
+    (r, host)
+}
+
+#[cfg(target_arch = "wasm32")]
+mod backend {
+    use crate::abi::status;
+    use crate::http::{Request, Response, FORWARDED_RESPONSE_HEADERS};
+
+    #[link(wasm_import_module = "gather")]
+    unsafe extern "C" {
+        #[link_name = "log"]
+        fn sys_log(level: i32, ptr: *const u8, len: usize);
+        #[link_name = "config"]
+        fn sys_config(buf: *mut u8, len: usize) -> i32;
+        #[link_name = "request"]
+        fn sys_request(m: *const u8, ml: usize, p: *const u8, pl: usize, h: *const u8, hl: usize, b: *const u8, bl: usize) -> i32;
+        #[link_name = "response_status"]
+        fn sys_response_status(handle: i32) -> i32;
+        #[link_name = "response_header"]
+        fn sys_response_header(handle: i32, name: *const u8, nl: usize, buf: *mut u8, bl: usize) -> i32;
+        #[link_name = "response_size"]
+        fn sys_response_size(handle: i32) -> i64;
+        #[link_name = "response_read"]
+        fn sys_response_read(handle: i32, buf: *mut u8, len: usize) -> i32;
+        #[link_name = "response_close"]
+        fn sys_response_close(handle: i32) -> i32;
+        #[link_name = "record"]
+        fn sys_record(name: *const u8, nl: usize, data: *const u8, dl: usize) -> i32;
+    }
+
+    pub fn log(level: i32, msg: &str) {
+        // SAFETY: the pointer/length pair describes a live &str for the duration of the call.
+        unsafe { sys_log(level, msg.as_ptr(), msg.len()) }
+    }
+
+    pub fn config() -> Vec<u8> {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            // SAFETY: buf is a writable region of buf.len() bytes; the host writes at most that.
+            let n = unsafe { sys_config(buf.as_mut_ptr(), buf.len()) };
+            if n < 0 {
+                return Vec::new();
+            }
+            let n = n as usize;
+            if n <= buf.len() {
+                buf.truncate(n);
+                return buf;
+            }
+            buf = vec![0u8; n];
+        }
+    }
+
+    fn header(handle: i32, name: &str) -> Option<String> {
+        let mut buf = vec![0u8; 256];
+        loop {
+            // SAFETY: name and buf are live, correctly sized regions.
+            let n = unsafe { sys_response_header(handle, name.as_ptr(), name.len(), buf.as_mut_ptr(), buf.len()) };
+            if n < 0 {
+                return None;
+            }
+            let n = n as usize;
+            if n <= buf.len() {
+                buf.truncate(n);
+                return String::from_utf8(buf).ok();
+            }
+            buf = vec![0u8; n];
+        }
+    }
+
+    pub fn request(req: &Request) -> Result<Response, i32> {
+        let headers = req.headers_wire();
+        // SAFETY: every pointer/length pair describes a live, immutable byte region.
+        let handle = unsafe {
+            sys_request(
+                req.method.as_ptr(), req.method.len(),
+                req.path.as_ptr(), req.path.len(),
+                headers.as_ptr(), headers.len(),
+                req.body.as_ptr(), req.body.len(),
+            )
+        };
+        if handle < 0 {
+            return Err(handle);
+        }
+        // SAFETY: plain integer calls on a handle the host just gave us.
+        let status_code = unsafe { sys_response_status(handle) };
+        let size = unsafe { sys_response_size(handle) };
+        if status_code < 0 || size < 0 {
+            unsafe { sys_response_close(handle) };
+            return Err(status::BAD_HANDLE);
+        }
+        let mut body = vec![0u8; size as usize];
+        let mut filled = 0;
+        while filled < body.len() {
+            let rest = &mut body[filled..];
+            // SAFETY: rest is a writable region of rest.len() bytes.
+            let n = unsafe { sys_response_read(handle, rest.as_mut_ptr(), rest.len()) };
+            if n < 0 {
+                unsafe { sys_response_close(handle) };
+                return Err(n);
+            }
+            if n == 0 {
+                break;
+            }
+            filled += n as usize;
+        }
+        body.truncate(filled);
+        let headers = FORWARDED_RESPONSE_HEADERS
+            .iter()
+            .filter_map(|h| header(handle, h).map(|v| (h.to_string(), v)))
+            .collect();
+        // SAFETY: closing a handle we own.
+        unsafe { sys_response_close(handle) };
+        Ok(Response { status: status_code as u16, headers, body })
+    }
+
+    pub fn record(name: &str, data: &[u8]) -> i32 {
+        // SAFETY: both regions are live for the call.
+        unsafe { sys_record(name.as_ptr(), name.len(), data.as_ptr(), data.len()) }
+    }
+}
+
+/// Logs at debug level (host log only).
+pub fn debug(msg: impl AsRef<str>) {
+    backend::log(level::DEBUG, msg.as_ref())
+}
+
+/// Logs at info level (host log only).
+pub fn log(msg: impl AsRef<str>) {
+    backend::log(level::INFO, msg.as_ref())
+}
+
+/// Adds a warning to this gatherer's report in gathers.json.
+pub fn warn(msg: impl AsRef<str>) {
+    backend::log(level::WARN, msg.as_ref())
+}
+
+/// Adds an error to this gatherer's report in gathers.json (the gatherer keeps running).
+pub fn error(msg: impl AsRef<str>) {
+    backend::log(level::ERROR, msg.as_ref())
+}
+
+/// This module's config as JSON (`Value::Null` when the operator set none).
+pub fn config() -> Value {
+    let bytes = backend::config();
+    if bytes.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+}
+
+/// Sends `req` through the host. Any HTTP status is `Ok`; only transport failures are `Err`.
+pub fn request(req: &Request) -> Result<Response> {
+    backend::request(req).map_err(|code| Error::Host { call: "request", code })
+}
+
+/// GETs `path` (with optional query). A 404 is `Ok` with status 404: the caller decides.
+pub fn get(path: &str) -> Result<Response> {
+    request(&Request::get(path))
+}
+
+fn status_error(path: &str, resp: &Response) -> Error {
+    Error::Status {
+        path: path.to_owned(),
+        status: resp.status,
+        message: resp.status_message().unwrap_or_else(|| String::from_utf8_lossy(&resp.body).chars().take(200).collect()),
+    }
+}
+
+/// GETs `path` and parses the body; non-2xx statuses become [`Error::Status`].
+pub fn get_json<T: serde::de::DeserializeOwned>(path: &str) -> Result<T> {
+    let resp = get(path)?;
+    if !resp.is_success() {
+        return Err(status_error(path, &resp));
+    }
+    serde_json::from_slice(&resp.body).map_err(|e| Error::Json(format!("GET {path}: {e}")))
+}
+
+/// Lists every item at `path`, following `limit`/`continue` pages of 500.
+pub fn list_all(path: &str) -> Result<Vec<Value>> {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let mut items = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page_path = match &token {
+            Some(t) => format!("{path}{sep}limit=500&continue={}", encode(t)),
+            None => format!("{path}{sep}limit=500"),
+        };
+        let mut page: Value = get_json(&page_path)?;
+        if let Some(Value::Array(batch)) = page.get_mut("items").map(Value::take) {
+            items.extend(batch);
+        }
+        token = page
+            .pointer("/metadata/continue")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
+        if token.is_none() {
+            return Ok(items);
+        }
+    }
+}
+
+/// Percent-encodes a query value (continue tokens are base64 and may hold `+`, `/`, `=`).
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Emits a record into the period's archive.
+pub fn record(name: &str, data: impl AsRef<[u8]>) -> Result<()> {
+    validate_name(name).map_err(Error::Name)?;
+    match backend::record(name, data.as_ref()) {
+        status::OK => Ok(()),
+        code => Err(Error::Host { call: "record", code }),
+    }
+}
+
+/// Emits `value` as a JSON record, without `metadata.managedFields` (noise the archive
+/// does not need, often half an object's size).
+pub fn record_json(name: &str, mut value: Value) -> Result<()> {
+    strip_managed_fields(&mut value);
+    record_json_raw(name, &value)
+}
+
+/// Emits any serializable value as a JSON record, unchanged.
+pub fn record_json_raw(name: &str, value: &impl serde::Serialize) -> Result<()> {
+    let bytes = serde_json::to_vec(value).map_err(|e| Error::Json(e.to_string()))?;
+    record(name, bytes)
+}
+
+/// Removes `metadata.managedFields` in place.
+pub fn strip_managed_fields(value: &mut Value) {
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+}
+
+/// `metadata.name` of an object, or `""`.
+pub fn name_of(obj: &Value) -> &str {
+    obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+}
+
+/// `metadata.namespace` of an object, or `""`.
+pub fn namespace_of(obj: &Value) -> &str {
+    obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("")
+}
+
+/// Entry glue used by [`gatherer!`]: installs a panic hook that reports the panic message,
+/// runs the gatherer, and turns its result into the ABI's return code.
+#[doc(hidden)]
+pub fn __run(run: fn() -> Result<()>) -> i32 {
+    std::panic::set_hook(Box::new(|info| backend::log(level::PANIC, &info.to_string())));
+    match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            error(e.to_string());
+            1
+        }
+    }
+}
+
+/// Copies a `&str` into a fixed-size array at compile time (for the manifest custom section).
+#[doc(hidden)]
+pub const fn __bytes<const N: usize>(s: &str) -> [u8; N] {
+    let b = s.as_bytes();
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = b[i];
+        i += 1;
+    }
+    out
+}
+
+/// The response headers a guest sees (re-exported for authors).
+pub const RESPONSE_HEADERS: [&str; 4] = FORWARDED_RESPONSE_HEADERS;
+
+/// Declares a gatherer: its manifest (custom section `gather.manifest`), the ABI marker
+/// export and the `gather` entry point calling `run: fn() -> Result<()>`.
+///
+/// ```ignore
+/// hostapi::gatherer! {
+///     name: "nodes",
+///     description: "Node objects",
+///     permissions: ["GET /api/v1/nodes"],
+///     run: gather,
+/// }
+/// ```
+/// The version is the crate's `Cargo.toml` version.
+#[macro_export]
+macro_rules! gatherer {
+    (name: $name:literal, $(description: $desc:literal,)? permissions: [$($perm:literal),* $(,)?], run: $run:path $(,)?) => {
+        /// This gatherer's manifest JSON, as stored in its `gather.manifest` section.
+        pub const MANIFEST_JSON: &str = concat!(
+            "{\"name\":\"", $name, "\",\"version\":\"", env!("CARGO_PKG_VERSION"),
+            "\",\"abi\":1,\"description\":\"", $($desc,)? "\",\"permissions\":[",
+            $crate::__gather_perms!($($perm),*), "]}"
+        );
+
+        #[cfg(target_arch = "wasm32")]
+        #[unsafe(link_section = "gather.manifest")]
+        #[used]
+        static __GATHER_MANIFEST_SECTION: [u8; MANIFEST_JSON.len()] = $crate::guest::__bytes(MANIFEST_JSON);
+
+        #[doc(hidden)]
+        const __GATHER_RUN: fn() -> $crate::guest::Result<()> = $run;
+
+        // In a module of its own so the export named `gather` cannot clash with the crate's items.
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        mod __gather_exports {
+            /// ABI version marker export.
+            #[unsafe(no_mangle)]
+            pub extern "C" fn gather_abi_version_1() {}
+
+            /// The entry point the host calls once per period.
+            #[unsafe(no_mangle)]
+            pub extern "C" fn gather() -> i32 {
+                $crate::guest::__run(super::__GATHER_RUN)
+            }
+        }
+
+        /// Runs the gatherer natively (inside `hostapi::guest::with_native_host`).
+        #[cfg(not(target_arch = "wasm32"))]
+        pub fn run_native() -> i32 {
+            $crate::guest::__run(__GATHER_RUN)
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __gather_perms {
+    () => { "" };
+    ($first:literal $(, $rest:literal)*) => { concat!("\"", $first, "\"" $(, ",\"", $rest, "\"")*) };
+}
