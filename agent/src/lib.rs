@@ -2,11 +2,23 @@
 //! what they collect into Insights-Operator-style tar.gz archives.
 //!
 //! # Layout
+//! - [`sandbox`]: the wasmi engine: module validation, compiled-module cache, limits, deadline.
+//! - [`pdk`]: the host functions gatherers import (ABI v1), separate from lifecycle.
+//! - [`policy`]: the REST bridge and its request policy (GET-only, declared paths, no secrets).
+//! - [`archive`]: the Insights Operator tar.gz format: record rules, streaming writes, gathers.json.
+//! - [`config`]: the agent's config file: limits, policy and config per module.
+//! - [`gather`]: one period: run every gatherer concurrently, then write the archive.
 //! - [`sim`]: an API-server-shaped cluster simulator (HTTPS, bearer token, discovery,
 //!   selectors, paging) serving fixture objects; kube-rs and kubectl both accept it.
 //! - [`kubeclient`]: the host's own kube-rs client and where its config comes from.
 //! - [`tls`]: the single rustls crypto provider (ring) the whole process uses.
 
+pub mod archive;
+pub mod config;
+pub mod gather;
+pub mod pdk;
+pub mod policy;
+pub mod sandbox;
 pub mod kubeclient;
 pub mod sim;
 pub mod tls;

@@ -39,6 +39,16 @@ enum Command {
     /// --fail /apis=429:5 (Retry-After 5), --delay-ms 200. Grow the cluster with --scale N.
     #[command(verbatim_doc_comment)]
     Sim(SimArgs),
+    /// Run every gatherer module (*.wasm) in a directory once and write one archive.
+    ///
+    /// Prints the archive's path on stdout. Gatherer failures (traps, deadlines, policy
+    /// denials...) are recorded in the archive's insights-operator/gathers.json and
+    /// summarised on stderr; the exit status is non-zero only if no archive was written.
+    ///
+    /// The Kubernetes client config comes from --kubeconfig, then $KUBECONFIG, then the
+    /// in-cluster service account, in that order.
+    #[command(verbatim_doc_comment)]
+    Gather(GatherArgs),
     /// Start the simulator on the sample cluster, talk to it with the kube-rs client,
     /// and print what it serves. The quickest way to see the pieces working.
     Demo(DemoArgs),
@@ -73,6 +83,22 @@ struct SimArgs {
     /// Seconds a `continue` token stays valid before it is answered with 410 Gone.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     continue_ttl: u64,
+}
+
+#[derive(clap::Args)]
+struct GatherArgs {
+    /// kubeconfig to use (else $KUBECONFIG, else in-cluster).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// Directory of gatherer modules (*.wasm).
+    #[arg(long, value_name = "DIR")]
+    modules: PathBuf,
+    /// Directory to write the archive into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Agent config (JSON): limits, per-module policy and config. See docs/CONFIG.md.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -159,6 +185,45 @@ async fn cmd_sim(args: SimArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn cmd_gather(args: GatherArgs) -> anyhow::Result<()> {
+    use std::sync::Arc;
+
+    let config = match &args.config {
+        Some(p) => agent::config::AgentConfig::load(p)?,
+        None => agent::config::AgentConfig::default(),
+    };
+    let (client, source) = agent::kubeclient::connect(args.kubeconfig.as_deref()).await?;
+    tracing::info!("Kubernetes client from {source}");
+    let sandbox = Arc::new(agent::sandbox::Sandbox::new());
+    let (specs, failures) = agent::gather::load_modules_dir(&sandbox, &args.modules, &config)
+        .with_context(|| format!("reading modules from {}", args.modules.display()))?;
+    if specs.is_empty() && failures.is_empty() {
+        anyhow::bail!("no *.wasm gatherer modules in {}", args.modules.display());
+    }
+    let api = Arc::new(agent::policy::Bridge::new(client, tokio::runtime::Handle::current()));
+    let mut opts = agent::gather::PeriodOptions::new(&args.out);
+    opts.concurrency = config.concurrency;
+    opts.archive_max_bytes = config.archive_max_bytes;
+    let result = agent::gather::run_period(sandbox, api, specs, failures, &opts)
+        .await
+        .context("writing the archive")?;
+    let reports = &result.metadata.status_reports;
+    let failed: Vec<_> = reports.iter().filter(|r| r.errors.is_some() || r.panic.is_some()).collect();
+    eprintln!(
+        "{} gatherers, {} records, {} failed or with errors",
+        reports.len(),
+        reports.iter().map(|r| r.records_count).sum::<u64>(),
+        failed.len()
+    );
+    for r in failed {
+        let kind = r.error_kind.as_deref().unwrap_or("error");
+        let first = r.errors.as_ref().and_then(|e| e.first()).cloned().or_else(|| r.panic.clone()).unwrap_or_default();
+        eprintln!("  {:<20} {kind:<10} {first}", r.name);
+    }
+    println!("{}", result.archive.display());
+    Ok(())
+}
+
 async fn cmd_demo(args: DemoArgs) -> anyhow::Result<()> {
     use k8s_openapi::api::core::v1::{Node, Pod};
     use kube::api::{Api, ListParams};
@@ -229,6 +294,7 @@ async fn main() -> std::process::ExitCode {
     agent::tls::install_crypto_provider();
     let result = match cli.command {
         Command::Sim(args) => cmd_sim(args).await,
+        Command::Gather(args) => cmd_gather(args).await,
         Command::Demo(args) => cmd_demo(args).await,
     };
     match result {

@@ -117,7 +117,7 @@ mod backend {
     #[link(wasm_import_module = "gather")]
     unsafe extern "C" {
         #[link_name = "log"]
-        fn sys_log(level: i32, ptr: *const u8, len: usize);
+        fn sys_log(level: i32, ptr: *const u8, len: usize) -> i32;
         #[link_name = "config"]
         fn sys_config(buf: *mut u8, len: usize) -> i32;
         #[link_name = "request"]
@@ -138,7 +138,7 @@ mod backend {
 
     pub fn log(level: i32, msg: &str) {
         // SAFETY: the pointer/length pair describes a live &str for the duration of the call.
-        unsafe { sys_log(level, msg.as_ptr(), msg.len()) }
+        unsafe { sys_log(level, msg.as_ptr(), msg.len()) };
     }
 
     pub fn config() -> Vec<u8> {

@@ -1,0 +1,765 @@
+//! The archive: one file that owns the Insights Operator tar.gz format, from record names to the final rename.
+//!
+//! An [`ArchiveWriter`] streams records into a hidden temp file in the output directory as
+//! gatherers emit them, then [`ArchiveWriter::finish`] appends `insights-operator/gathers.json`,
+//! fsyncs and renames it to `insights-YYYY-MM-DD-HHMMSS.tar.gz`. Readers of the output directory
+//! therefore only ever see complete archives under a final name.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use hostapi::abi::status;
+use hostapi::record::{validate_name, NameError};
+use serde::{Deserialize, Serialize};
+use tempfile::TempPath;
+use time::{OffsetDateTime, UtcOffset};
+
+/// Where the host's own metadata lives inside every archive.
+pub const GATHERS_JSON: &str = "insights-operator/gathers.json";
+
+/// Gzip level for archives.
+///
+/// Level 1: with zlib-rs it compresses well over 100 MB/s of input on one core, while the
+/// default level 6 is several times slower for a few percent smaller output on JSON, and archive
+/// writing happens under a lock that every gatherer thread contends for.
+const COMPRESSION: Compression = Compression::fast();
+
+/// Sized so the compressor's small output chunks become few large `write` calls.
+const WRITE_BUFFER_BYTES: usize = 128 * 1024;
+
+/// How many `-N` suffixes to try before giving up on finding a free name.
+const MAX_NAME_SUFFIX: u32 = 10_000;
+
+/// Why a single record was refused. The archive itself stays usable except after [`RecordError::Io`].
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The name breaks the record naming rules (escape attempts, control characters, reserved prefix…).
+    #[error("record {name:?} refused: {source}")]
+    BadName {
+        /// The refused name.
+        name: String,
+        /// Which rule it broke.
+        #[source]
+        source: NameError,
+    },
+    /// A record with this name was already accepted.
+    #[error("record {name:?} already exists; the first one was kept")]
+    Duplicate {
+        /// The duplicated name.
+        name: String,
+    },
+    /// Accepting the record would take the archive over its uncompressed size cap.
+    #[error("record {name:?} ({size} bytes) dropped: archive size cap reached ({remaining} bytes left)")]
+    ArchiveFull {
+        /// The dropped record's name.
+        name: String,
+        /// The dropped record's size in bytes.
+        size: u64,
+        /// How many bytes the cap still allows.
+        remaining: u64,
+    },
+    /// Writing to the archive failed (disk full…); this and every later record are lost.
+    #[error("record {name:?} lost: writing the archive failed: {source}")]
+    Io {
+        /// The record being written.
+        name: String,
+        /// The write error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl RecordError {
+    /// The ABI status code a gatherer receives for this refusal.
+    pub fn status(&self) -> i32 {
+        match self {
+            RecordError::BadName { .. } => status::BAD_NAME,
+            RecordError::Duplicate { .. } => status::DUPLICATE,
+            RecordError::ArchiveFull { .. } => status::ARCHIVE_FULL,
+            // The ABI has no I/O status; to the guest a broken archive is a limit it cannot fix.
+            RecordError::Io { .. } => status::LIMIT,
+        }
+    }
+}
+
+/// Why a whole archive could not be created, finished or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// The output directory or the temp file in it could not be created.
+    #[error("cannot create an archive in {dir}: {source}")]
+    Create {
+        /// The output directory.
+        dir: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing, flushing or syncing the archive failed.
+    #[error("writing archive {path}: {source}")]
+    Write {
+        /// The file being written (the temp file until the rename).
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The finished temp file could not be renamed to its final name.
+    #[error("renaming {from} to {to}: {source}")]
+    Rename {
+        /// The temp file (already removed when this is returned).
+        from: PathBuf,
+        /// The final name that was attempted.
+        to: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// `gathers.json` could not be serialized.
+    #[error("serializing {GATHERS_JSON}: {0}")]
+    Metadata(#[source] serde_json::Error),
+    /// An archive could not be read back.
+    #[error("reading archive {path}: {source}")]
+    Read {
+        /// The archive being read.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// `insights-operator/gathers.json`: the Insights Operator's fields plus ours.
+///
+/// Our extensions all default when absent, so the Insights Operator's own `gathers.json`
+/// deserializes into this struct too.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct GathersMetadata {
+    /// One report per gatherer that ran this period.
+    pub status_reports: Vec<StatusReport>,
+    /// The Insights Operator's Go heap size; we store the process's resident set size here
+    /// (see [`current_rss_bytes`]).
+    pub memory_alloc_bytes: u64,
+    /// Process uptime when the archive was finished.
+    pub uptime_seconds: f64,
+    /// Whether the Insights Operator obfuscated the whole archive; always false here.
+    pub is_global_obfuscation_enabled: bool,
+    /// The agent version that wrote the archive.
+    #[serde(default)]
+    pub agent_version: String,
+    /// Period start, RFC 3339.
+    #[serde(default)]
+    pub started: String,
+    /// Period end, RFC 3339.
+    #[serde(default)]
+    pub finished: String,
+    /// Period duration.
+    #[serde(default)]
+    pub duration_in_ms: u64,
+    /// The process's peak resident set size (see [`peak_rss_bytes`]).
+    #[serde(default)]
+    pub peak_rss_bytes: u64,
+    /// Which module set produced this archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_set: Option<serde_json::Value>,
+    /// Agent-level warnings (a refused update…), as opposed to a gatherer's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// One gatherer's outcome for the period, as in the Insights Operator plus our fields.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StatusReport {
+    /// The gatherer's name, e.g. `clusterconfig/nodes`.
+    pub name: String,
+    /// How long the gatherer ran.
+    pub duration_in_ms: u64,
+    /// Records accepted into the archive.
+    pub records_count: u64,
+    /// Errors, or `None` (JSON `null`, as the Insights Operator writes) when there were none.
+    pub errors: Option<Vec<String>>,
+    /// Warnings, or `None` (JSON `null`) when there were none.
+    pub warnings: Option<Vec<String>>,
+    /// The panic message, if the gatherer panicked.
+    pub panic: Option<String>,
+    /// The module version that ran.
+    #[serde(default)]
+    pub version: String,
+    /// The module's sha256, hex.
+    #[serde(default)]
+    pub sha256: String,
+    /// wasmi fuel consumed.
+    #[serde(default)]
+    pub fuel_used: u64,
+    /// REST requests made.
+    #[serde(default)]
+    pub requests: u64,
+    /// Uncompressed bytes of records accepted.
+    #[serde(default)]
+    pub bytes_emitted: u64,
+    /// Why the gatherer failed: `trap`, `deadline`, `fuel`, `memory`, `policy`, `exit`, `load`…
+    #[serde(default)]
+    pub error_kind: Option<String>,
+    /// The guest's exit code, when it returned one.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+}
+
+/// The archive's file name for a period starting at `started`: `insights-YYYY-MM-DD-HHMMSS.tar.gz`, in UTC.
+pub fn archive_file_name(started: OffsetDateTime) -> String {
+    let t = started.to_offset(UtcOffset::UTC);
+    format!(
+        "insights-{:04}-{:02}-{:02}-{:02}{:02}{:02}.tar.gz",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+type TarStream = tar::Builder<GzEncoder<BufWriter<File>>>;
+
+struct Inner {
+    tar: TarStream,
+    names: HashSet<String>,
+    bytes: u64,
+    records: u64,
+    /// Set while an entry is being appended and left set if that fails: a half-written entry
+    /// (or a panic mid-write, which poisons the mutex) means the tar stream is corrupt.
+    broken: Option<String>,
+}
+
+/// Streams one period's records into a tar.gz archive; shared by all gatherer threads.
+pub struct ArchiveWriter {
+    // Declared before `temp` so the file is closed before the temp path is unlinked on drop.
+    inner: Mutex<Inner>,
+    temp: TempPath,
+    dir: PathBuf,
+    started: OffsetDateTime,
+    mtime: u64,
+    cap_bytes: u64,
+    // Mirrors of the counters in `inner`, so progress can be read without waiting behind a
+    // large record being compressed.
+    bytes: AtomicU64,
+    records: AtomicU64,
+}
+
+impl ArchiveWriter {
+    /// Creates the temp file in `out_dir` (creating `out_dir` if missing).
+    ///
+    /// `cap_bytes` caps the uncompressed bytes of all records together; the ABI default is
+    /// [`hostapi::abi::limits::ARCHIVE_BYTES`].
+    pub fn create(out_dir: &Path, started: OffsetDateTime, cap_bytes: u64) -> Result<Self, ArchiveError> {
+        let create_err = |source| ArchiveError::Create { dir: out_dir.to_path_buf(), source };
+        fs::create_dir_all(out_dir).map_err(create_err)?;
+        // A dot-file: tools that glob `insights-*.tar.gz` never pick up a partial archive.
+        let prefix = format!(".{}.tmp-", archive_file_name(started));
+        let (file, temp) = tempfile::Builder::new()
+            .prefix(&prefix)
+            .tempfile_in(out_dir)
+            .map_err(create_err)?
+            .into_parts();
+        let gz = GzEncoder::new(BufWriter::with_capacity(WRITE_BUFFER_BYTES, file), COMPRESSION);
+        tracing::debug!(temp = %temp.display(), "archive started");
+        Ok(ArchiveWriter {
+            inner: Mutex::new(Inner {
+                tar: tar::Builder::new(gz),
+                names: HashSet::new(),
+                bytes: 0,
+                records: 0,
+                broken: None,
+            }),
+            temp,
+            dir: out_dir.to_path_buf(),
+            started,
+            mtime: u64::try_from(started.unix_timestamp()).unwrap_or(0),
+            cap_bytes,
+            bytes: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+        })
+    }
+
+    /// Adds one record.
+    ///
+    /// Checks, in order: the name rules ([`RecordError::BadName`]), duplicates (the first record
+    /// is kept, [`RecordError::Duplicate`]), and the size cap on the running total of
+    /// uncompressed record bytes ([`RecordError::ArchiveFull`]; smaller later records may still fit).
+    pub fn add(&self, name: &str, data: &[u8]) -> Result<(), RecordError> {
+        validate_name(name).map_err(|source| RecordError::BadName { name: name.to_owned(), source })?;
+        let size = data.len() as u64;
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if inner.names.contains(name) {
+            return Err(RecordError::Duplicate { name: name.to_owned() });
+        }
+        let remaining = self.cap_bytes.saturating_sub(inner.bytes);
+        if size > remaining {
+            return Err(RecordError::ArchiveFull { name: name.to_owned(), size, remaining });
+        }
+        if let Some(reason) = &inner.broken {
+            let source = io::Error::other(format!("the archive is unusable after an earlier failure: {reason}"));
+            return Err(RecordError::Io { name: name.to_owned(), source });
+        }
+        inner.broken = Some(format!("writing record {name:?} was interrupted"));
+        let mut header = entry_header(self.mtime, size);
+        if let Err(source) = inner.tar.append_data(&mut header, name, data) {
+            tracing::warn!(record = name, error = %source, temp = %self.temp.display(), "archive write failed");
+            inner.broken = Some(format!("writing record {name:?}: {source}"));
+            return Err(RecordError::Io { name: name.to_owned(), source });
+        }
+        inner.broken = None;
+        inner.names.insert(name.to_owned());
+        inner.bytes += size;
+        inner.records += 1;
+        self.bytes.store(inner.bytes, Ordering::Relaxed);
+        self.records.store(inner.records, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Uncompressed bytes of records accepted so far.
+    pub fn bytes_accepted(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Number of records accepted so far.
+    pub fn records_accepted(&self) -> u64 {
+        self.records.load(Ordering::Relaxed)
+    }
+
+    /// Writes `insights-operator/gathers.json` (pretty JSON of `metadata`), finishes the gzip
+    /// stream, fsyncs, renames to the first free final name and fsyncs the directory; returns the
+    /// final path. On error the temp file is removed and no archive appears.
+    pub fn finish(self, metadata: &GathersMetadata) -> Result<PathBuf, ArchiveError> {
+        let ArchiveWriter { inner, temp, dir, started, mtime, .. } = self;
+        let inner = inner.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let write_err = |source| ArchiveError::Write { path: temp.to_path_buf(), source };
+        if let Some(reason) = inner.broken {
+            return Err(write_err(io::Error::other(format!("an earlier record write failed: {reason}"))));
+        }
+        let json = serde_json::to_vec_pretty(metadata).map_err(ArchiveError::Metadata)?;
+        let mut tar = inner.tar;
+        let mut header = entry_header(mtime, json.len() as u64);
+        tar.append_data(&mut header, GATHERS_JSON, json.as_slice()).map_err(write_err)?;
+        let file = tar
+            .into_inner()
+            .and_then(GzEncoder::finish)
+            .and_then(|buf| buf.into_inner().map_err(io::IntoInnerError::into_error))
+            .map_err(write_err)?;
+        file.sync_all().map_err(write_err)?;
+        drop(file);
+
+        let path = persist(temp, &dir, started)?;
+        // The archive is complete and visible by now; failing here would make the caller believe
+        // it was lost, so an unsynced directory entry is only worth a warning.
+        if let Err(error) = File::open(&dir).and_then(|d| d.sync_all()) {
+            tracing::warn!(dir = %dir.display(), %error, "fsync of the archive directory failed");
+        }
+        tracing::info!(
+            path = %path.display(),
+            records = inner.records,
+            bytes = inner.bytes,
+            "archive written"
+        );
+        Ok(path)
+    }
+}
+
+fn entry_header(mtime: u64, size: u64) -> tar::Header {
+    // GNU headers: `append_data` then writes names over 100 bytes as GNU long-name entries,
+    // which GNU tar, bsdtar, Go's archive/tar and the tar crate all read.
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(mtime);
+    header.set_size(size);
+    header
+}
+
+/// Renames the temp file to the first free name; never replaces an existing archive, even one
+/// another writer creates concurrently, because the no-clobber rename checks atomically.
+fn persist(mut temp: TempPath, dir: &Path, started: OffsetDateTime) -> Result<PathBuf, ArchiveError> {
+    let base = archive_file_name(started);
+    let stem = base.strip_suffix(".tar.gz").unwrap_or(&base);
+    let mut target = dir.join(&base);
+    for n in 2..=MAX_NAME_SUFFIX + 1 {
+        match temp.persist_noclobber(&target) {
+            Ok(()) => return Ok(target),
+            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => {
+                temp = e.path;
+                target = dir.join(format!("{stem}-{n}.tar.gz"));
+            }
+            Err(e) => return Err(ArchiveError::Rename { from: e.path.to_path_buf(), to: target, source: e.error }),
+        }
+    }
+    Err(ArchiveError::Rename {
+        from: temp.to_path_buf(),
+        to: target,
+        source: io::Error::new(io::ErrorKind::AlreadyExists, format!("{MAX_NAME_SUFFIX} archives already exist for this second")),
+    })
+}
+
+/// Reads an archive back as `(name, bytes)` pairs of its regular files, in archive order.
+///
+/// Holds every record in memory: meant for tests and for inspecting single archives.
+pub fn read_entries(path: &Path) -> Result<Vec<(String, Vec<u8>)>, ArchiveError> {
+    let read_err = |source| ArchiveError::Read { path: path.to_path_buf(), source };
+    let file = File::open(path).map_err(read_err)?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file)));
+    let mut out = Vec::new();
+    for entry in archive.entries().map_err(read_err)? {
+        let mut entry = entry.map_err(read_err)?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).map_err(read_err)?;
+        out.push((name, data));
+    }
+    Ok(out)
+}
+
+/// The process's current resident set size in bytes; 0 where `/proc` is unavailable.
+///
+/// Read from `VmRSS` in `/proc/self/status` rather than `/proc/self/statm`, because statm
+/// counts pages and the page size is not available without libc.
+pub fn current_rss_bytes() -> u64 {
+    proc_status_bytes("VmRSS:")
+}
+
+/// The process's peak resident set size (`VmHWM`) in bytes; 0 where `/proc` is unavailable.
+pub fn peak_rss_bytes() -> u64 {
+    proc_status_bytes("VmHWM:")
+}
+
+fn proc_status_bytes(field: &str) -> u64 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| parse_status_kib(&status, field))
+        .unwrap_or(0)
+}
+
+fn parse_status_kib(status: &str, field: &str) -> Option<u64> {
+    let value = status.lines().find_map(|line| line.strip_prefix(field))?;
+    let kib: u64 = value.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+    use std::process::Command;
+    use time::macros::datetime;
+
+    const START: OffsetDateTime = datetime!(2024-03-05 07:08:09 UTC);
+
+    fn dir_names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    }
+
+    fn sample_metadata() -> GathersMetadata {
+        GathersMetadata {
+            status_reports: vec![
+                StatusReport {
+                    name: "clusterconfig/nodes".into(),
+                    duration_in_ms: 12,
+                    records_count: 2,
+                    version: "1.2.0".into(),
+                    sha256: "ab".repeat(32),
+                    fuel_used: 123_456,
+                    requests: 3,
+                    bytes_emitted: 42,
+                    ..Default::default()
+                },
+                StatusReport {
+                    name: "clusterconfig/broken".into(),
+                    errors: Some(vec!["boom".into()]),
+                    warnings: Some(vec!["careful".into()]),
+                    panic: Some("panicked at src/lib.rs:1".into()),
+                    error_kind: Some("trap".into()),
+                    exit_code: Some(3),
+                    ..Default::default()
+                },
+            ],
+            memory_alloc_bytes: current_rss_bytes(),
+            uptime_seconds: 1.5,
+            is_global_obfuscation_enabled: false,
+            agent_version: "0.1.0".into(),
+            started: "2024-03-05T07:08:09Z".into(),
+            finished: "2024-03-05T07:08:10.5Z".into(),
+            duration_in_ms: 1500,
+            peak_rss_bytes: peak_rss_bytes(),
+            module_set: Some(serde_json::json!({"index": "https://example.invalid/index.json", "generation": 4})),
+            warnings: vec!["update refused: bad signature".into()],
+        }
+    }
+
+    fn gathers(entries: &[(String, Vec<u8>)]) -> GathersMetadata {
+        let (_, json) = entries.iter().find(|(n, _)| n == GATHERS_JSON).expect("gathers.json present");
+        serde_json::from_slice(json).unwrap()
+    }
+
+    #[test]
+    fn writer_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<ArchiveWriter>();
+    }
+
+    #[test]
+    fn file_name_is_utc_from_period_start() {
+        assert_eq!(archive_file_name(START), "insights-2024-03-05-070809.tar.gz");
+        let local = datetime!(2024-01-01 01:02:03 +02:00);
+        assert_eq!(archive_file_name(local), "insights-2023-12-31-230203.tar.gz");
+    }
+
+    #[test]
+    fn writes_records_and_finishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let long_name = format!("config/pod/{}/{}.json", "n".repeat(80), "p".repeat(60));
+        assert!(long_name.len() > 100);
+        let records: Vec<(String, Vec<u8>)> = vec![
+            ("config/id".into(), b"0123-abcd".to_vec()),
+            ("config/node/worker-0.json".into(), br#"{"kind":"Node"}"#.to_vec()),
+            ("config/empty".into(), Vec::new()),
+            (long_name.clone(), vec![7u8; 70_000]),
+        ];
+        let writer = ArchiveWriter::create(dir.path(), START, ARCHIVE_CAP).unwrap();
+        for (name, data) in &records {
+            writer.add(name, data).unwrap();
+        }
+        assert_eq!(writer.records_accepted(), 4);
+        assert_eq!(writer.bytes_accepted(), 9 + 15 + 70_000);
+        let metadata = sample_metadata();
+        let path = writer.finish(&metadata).unwrap();
+
+        assert_eq!(path, dir.path().join("insights-2024-03-05-070809.tar.gz"));
+        assert_eq!(dir_names(dir.path()), ["insights-2024-03-05-070809.tar.gz"], "no temp files left");
+
+        let out = Command::new("tar").arg("-tzf").arg(&path).output().expect("run tar");
+        assert!(out.status.success(), "tar -tzf failed: {}", String::from_utf8_lossy(&out.stderr));
+        let listed: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect();
+        let mut expected: Vec<String> = records.iter().map(|(n, _)| n.clone()).collect();
+        expected.push(GATHERS_JSON.to_owned());
+        assert_eq!(listed, expected);
+
+        let entries = read_entries(&path).unwrap();
+        assert_eq!(&entries[..records.len()], &records[..]);
+        assert_eq!(entries.len(), records.len() + 1);
+        assert_eq!(gathers(&entries), metadata);
+
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(File::open(&path).unwrap()));
+        for entry in archive.entries().unwrap() {
+            let entry = entry.unwrap();
+            let header = entry.header();
+            assert_eq!(header.entry_type(), tar::EntryType::Regular);
+            assert_eq!(header.mode().unwrap(), 0o644);
+            assert_eq!((header.uid().unwrap(), header.gid().unwrap()), (0, 0));
+            assert_eq!(header.mtime().unwrap(), START.unix_timestamp() as u64);
+        }
+    }
+
+    const ARCHIVE_CAP: u64 = hostapi::abi::limits::ARCHIVE_BYTES;
+
+    #[test]
+    fn insights_operator_gathers_json_deserializes() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/archives/io-gathers.json");
+        let metadata: GathersMetadata = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+        assert!(metadata.status_reports.len() > 10);
+        assert_eq!(metadata.memory_alloc_bytes, 20_575_264);
+        assert!(!metadata.is_global_obfuscation_enabled);
+        assert_eq!(metadata.agent_version, "");
+        let config_maps = metadata.status_reports.iter().find(|r| r.name == "clusterconfig/config_maps").unwrap();
+        assert_eq!(config_maps.records_count, 12);
+        assert_eq!(config_maps.errors.as_deref(), Some(&["configmaps \"cluster-monitoring-config\" not found".to_owned()][..]));
+        let olm = &metadata.status_reports[0];
+        assert_eq!((olm.errors.as_ref(), olm.warnings.as_ref(), olm.panic.as_ref()), (None, None, None));
+    }
+
+    #[test]
+    fn empty_errors_serialize_as_null_like_the_insights_operator() {
+        let json = serde_json::to_value(StatusReport { name: "x".into(), ..Default::default() }).unwrap();
+        assert_eq!(json["errors"], serde_json::Value::Null);
+        assert_eq!(json["warnings"], serde_json::Value::Null);
+        assert_eq!(json["panic"], serde_json::Value::Null);
+        let top = serde_json::to_value(GathersMetadata::default()).unwrap();
+        assert!(top.get("module_set").is_none() && top.get("warnings").is_none());
+    }
+
+    #[test]
+    fn bad_names_are_refused_and_nothing_escapes() {
+        let root = tempfile::tempdir().unwrap();
+        let out_dir = root.path().join("a/b/out");
+        let writer = ArchiveWriter::create(&out_dir, START, ARCHIVE_CAP).unwrap();
+        let long_segment = format!("config/{}", "x".repeat(256));
+        for name in ["../../etc/x", "/abs", "a\0b", "config\\x", "a//b", "", long_segment.as_str(), GATHERS_JSON] {
+            let err = writer.add(name, b"data").unwrap_err();
+            assert!(matches!(err, RecordError::BadName { name: ref n, .. } if n == name), "{name:?}: {err}");
+            assert_eq!(err.status(), status::BAD_NAME);
+        }
+        let err = writer.add("../../etc/x", b"data").unwrap_err();
+        assert_eq!(err.to_string(), r#"record "../../etc/x" refused: record name has a '.' or '..' segment"#);
+        let err = writer.add(&long_segment, b"data").unwrap_err();
+        assert!(matches!(err, RecordError::BadName { source: NameError::SegmentTooLong(256), .. }));
+        assert_eq!(writer.records_accepted(), 0);
+        assert_eq!(writer.bytes_accepted(), 0);
+
+        let path = writer.finish(&GathersMetadata::default()).unwrap();
+        let names: Vec<String> = read_entries(&path).unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, [GATHERS_JSON]);
+        assert_eq!(dir_names(root.path()), ["a"]);
+        assert_eq!(dir_names(&root.path().join("a")), ["b"]);
+        assert_eq!(dir_names(&root.path().join("a/b")), ["out"]);
+        assert_eq!(dir_names(&out_dir), ["insights-2024-03-05-070809.tar.gz"]);
+    }
+
+    #[test]
+    fn duplicate_keeps_the_first_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = ArchiveWriter::create(dir.path(), START, ARCHIVE_CAP).unwrap();
+        writer.add("config/id", b"first").unwrap();
+        let err = writer.add("config/id", b"second").unwrap_err();
+        assert!(matches!(err, RecordError::Duplicate { ref name } if name == "config/id"));
+        assert_eq!(err.status(), status::DUPLICATE);
+        assert_eq!(err.to_string(), r#"record "config/id" already exists; the first one was kept"#);
+        assert_eq!((writer.records_accepted(), writer.bytes_accepted()), (1, 5));
+
+        let entries = read_entries(&writer.finish(&GathersMetadata::default()).unwrap()).unwrap();
+        assert_eq!(entries[0], ("config/id".to_owned(), b"first".to_vec()));
+        assert_eq!(entries.len(), 2);
+    }
+
+    #[test]
+    fn size_cap_drops_the_record_that_overflows_but_not_later_smaller_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = ArchiveWriter::create(dir.path(), START, 10).unwrap();
+        writer.add("a", b"123456").unwrap();
+        let err = writer.add("big", b"12345").unwrap_err();
+        match &err {
+            RecordError::ArchiveFull { name, size, remaining } => {
+                assert_eq!((name.as_str(), *size, *remaining), ("big", 5, 4));
+            }
+            other => panic!("expected ArchiveFull, got {other:?}"),
+        }
+        assert_eq!(err.status(), status::ARCHIVE_FULL);
+        assert_eq!(err.to_string(), r#"record "big" (5 bytes) dropped: archive size cap reached (4 bytes left)"#);
+        writer.add("small", b"1234").unwrap();
+        assert_eq!(writer.bytes_accepted(), 10);
+        assert!(matches!(writer.add("more", b"x"), Err(RecordError::ArchiveFull { remaining: 0, .. })));
+        writer.add("empty", b"").unwrap();
+        // A dropped record's name stays free.
+        assert!(matches!(writer.add("big", b"y"), Err(RecordError::ArchiveFull { .. })));
+
+        let metadata = GathersMetadata { warnings: vec!["w".into()], ..Default::default() };
+        let entries = read_entries(&writer.finish(&metadata).unwrap()).unwrap();
+        let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a", "small", "empty", GATHERS_JSON], "gathers.json is not counted against the cap");
+    }
+
+    #[test]
+    fn io_errors_map_to_limit() {
+        let err = RecordError::Io { name: "x".into(), source: io::Error::other("disk full") };
+        assert_eq!(err.status(), status::LIMIT);
+        assert!(err.to_string().contains("disk full"));
+    }
+
+    #[test]
+    fn dropping_without_finish_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = ArchiveWriter::create(dir.path(), START, ARCHIVE_CAP).unwrap();
+        writer.add("config/id", &[1u8; 4096]).unwrap();
+        let names = dir_names(dir.path());
+        assert_eq!(names.len(), 1);
+        assert!(names[0].starts_with(".insights-2024-03-05-070809.tar.gz.tmp-"), "{names:?}");
+        drop(writer);
+        assert!(dir_names(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn same_second_gets_a_suffix_and_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = ArchiveWriter::create(dir.path(), START, ARCHIVE_CAP).unwrap();
+        let second = ArchiveWriter::create(dir.path(), START, ARCHIVE_CAP).unwrap();
+        let third = ArchiveWriter::create(dir.path(), START, ARCHIVE_CAP).unwrap();
+        first.add("who", b"first").unwrap();
+        second.add("who", b"second").unwrap();
+        third.add("who", b"third").unwrap();
+
+        let first_path = first.finish(&GathersMetadata::default()).unwrap();
+        let first_bytes = fs::read(&first_path).unwrap();
+        let second_path = second.finish(&GathersMetadata::default()).unwrap();
+        let third_path = third.finish(&GathersMetadata::default()).unwrap();
+
+        assert_eq!(first_path.file_name().unwrap(), "insights-2024-03-05-070809.tar.gz");
+        assert_eq!(second_path.file_name().unwrap(), "insights-2024-03-05-070809-2.tar.gz");
+        assert_eq!(third_path.file_name().unwrap(), "insights-2024-03-05-070809-3.tar.gz");
+        assert_eq!(fs::read(&first_path).unwrap(), first_bytes);
+        assert_eq!(read_entries(&second_path).unwrap()[0].1, b"second");
+        assert_eq!(dir_names(dir.path()).len(), 3);
+    }
+
+    #[test]
+    fn concurrent_adds_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = ArchiveWriter::create(dir.path(), START, ARCHIVE_CAP).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let writer = &writer;
+                s.spawn(move || {
+                    for i in 0..100 {
+                        let data = format!("thread {t} record {i} ").repeat(50);
+                        writer.add(&format!("t{t}/r{i}.txt"), data.as_bytes()).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(writer.records_accepted(), 400);
+        let entries = read_entries(&writer.finish(&GathersMetadata::default()).unwrap()).unwrap();
+        assert_eq!(entries.len(), 401);
+        let names: BTreeSet<String> = entries.iter().map(|(n, _)| n.clone()).collect();
+        let expected: BTreeSet<String> = (0..4)
+            .flat_map(|t| (0..100).map(move |i| format!("t{t}/r{i}.txt")))
+            .chain([GATHERS_JSON.to_owned()])
+            .collect();
+        assert_eq!(names, expected);
+        for (name, data) in &entries[..400] {
+            let (t, i) = name.trim_end_matches(".txt").split_once("/r").unwrap();
+            assert_eq!(data, format!("thread {} record {i} ", &t[1..]).repeat(50).as_bytes());
+        }
+    }
+
+    #[test]
+    fn create_fails_when_the_parent_is_a_file() {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("not-a-dir");
+        fs::write(&file, b"x").unwrap();
+        let out_dir = file.join("out");
+        let err = ArchiveWriter::create(&out_dir, START, ARCHIVE_CAP).err().expect("create must fail");
+        assert!(matches!(&err, ArchiveError::Create { dir, .. } if dir == &out_dir), "{err:?}");
+        assert!(err.to_string().contains(&out_dir.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn rss_comes_from_proc_status() {
+        let status = "Name:\tagent\nVmHWM:\t  20480 kB\nVmRSS:\t   10240 kB\n";
+        assert_eq!(parse_status_kib(status, "VmRSS:"), Some(10 * 1024 * 1024));
+        assert_eq!(parse_status_kib(status, "VmHWM:"), Some(20 * 1024 * 1024));
+        assert_eq!(parse_status_kib(status, "VmSwap:"), None);
+        if Path::new("/proc/self/status").exists() {
+            let current = current_rss_bytes();
+            assert!(current > 0);
+            assert!(peak_rss_bytes() >= current);
+        }
+    }
+}

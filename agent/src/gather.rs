@@ -1,0 +1,256 @@
+//! One period: run every gatherer (concurrently, with a bound), stream their records into one
+//! archive, then write `gathers.json` with a status report per gatherer and finish the file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+
+use crate::archive::{self, ArchiveError, ArchiveWriter, GathersMetadata, StatusReport};
+use crate::pdk::{Api, HostState};
+use crate::policy::ModulePolicy;
+use crate::sandbox::{LoadedModule, Limits, Sandbox};
+
+/// A module ready to run this period, with the operator's settings for it.
+#[derive(Clone)]
+pub struct ModuleSpec {
+    /// The compiled module.
+    pub module: Arc<LoadedModule>,
+    /// Its limits.
+    pub limits: Limits,
+    /// Its policy.
+    pub policy: ModulePolicy,
+    /// Its config blob (JSON bytes; empty for none).
+    pub config: Vec<u8>,
+}
+
+/// A module that could not be loaded: it still gets a report, so the archive says so.
+#[derive(Debug, Clone)]
+pub struct LoadFailure {
+    /// The gatherer's name, or its file name when the manifest was unreadable.
+    pub name: String,
+    /// Hex sha256 of the bytes.
+    pub sha256: String,
+    /// Why it was refused.
+    pub error: String,
+}
+
+/// Settings for one period.
+#[derive(Debug, Clone)]
+pub struct PeriodOptions {
+    /// Where archives go.
+    pub out_dir: PathBuf,
+    /// Gatherers run at once.
+    pub concurrency: usize,
+    /// Uncompressed archive size cap.
+    pub archive_max_bytes: u64,
+    /// When the process started (for `uptime_seconds`).
+    pub process_started: Instant,
+    /// Agent-level warnings to carry in the metadata (a refused update, for example).
+    pub warnings: Vec<String>,
+    /// Which module set produced the archive (filled by the update loop).
+    pub module_set: Option<serde_json::Value>,
+}
+
+impl PeriodOptions {
+    /// Defaults for writing into `out_dir`.
+    pub fn new(out_dir: impl Into<PathBuf>) -> Self {
+        PeriodOptions {
+            out_dir: out_dir.into(),
+            concurrency: 4,
+            archive_max_bytes: hostapi::abi::limits::ARCHIVE_BYTES,
+            process_started: Instant::now(),
+            warnings: Vec::new(),
+            module_set: None,
+        }
+    }
+}
+
+/// The outcome of a period: the archive and what went into its metadata.
+#[derive(Debug)]
+pub struct PeriodResult {
+    /// The finished archive.
+    pub archive: PathBuf,
+    /// The metadata written as `insights-operator/gathers.json`.
+    pub metadata: GathersMetadata,
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+fn to_report(spec: &ModuleSpec, outcome: crate::sandbox::RunOutcome) -> StatusReport {
+    let mut errors = outcome.report.errors;
+    let (error_kind, exit_code) = match &outcome.result {
+        Ok(code) => ((outcome.report.policy_denials > 0).then(|| "policy".to_owned()), Some(*code)),
+        Err(f) => {
+            errors.push(format!("{}: {}", f.kind, f.message));
+            (Some(f.kind.to_owned()), None)
+        }
+    };
+    if outcome.report.dropped_entries > 0 {
+        errors.push(format!("{} more warnings/errors were dropped (report cap)", outcome.report.dropped_entries));
+    }
+    let m = &spec.module;
+    StatusReport {
+        name: m.manifest.name.clone(),
+        duration_in_ms: outcome.duration.as_millis() as u64,
+        records_count: outcome.report.records,
+        errors: (!errors.is_empty()).then_some(errors),
+        warnings: (!outcome.report.warnings.is_empty()).then_some(outcome.report.warnings),
+        panic: outcome.report.panic,
+        version: m.manifest.version.clone(),
+        sha256: m.sha256.clone(),
+        fuel_used: outcome.fuel_used,
+        requests: outcome.report.requests,
+        bytes_emitted: outcome.report.bytes_emitted,
+        error_kind,
+        exit_code,
+    }
+}
+
+/// Runs every module once and writes one archive. Fails only if the archive cannot be written.
+pub async fn run_period(
+    sandbox: Arc<Sandbox>,
+    api: Arc<dyn Api>,
+    modules: Vec<ModuleSpec>,
+    failures: Vec<LoadFailure>,
+    opts: &PeriodOptions,
+) -> Result<PeriodResult, ArchiveError> {
+    let started_at = time::OffsetDateTime::now_utc();
+    let started = Instant::now();
+    let writer = Arc::new(ArchiveWriter::create(&opts.out_dir, started_at, opts.archive_max_bytes)?);
+    let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let mut tasks = Vec::new();
+    for spec in modules {
+        let (sandbox, api, writer, permits) = (sandbox.clone(), api.clone(), writer.clone(), permits.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await.expect("semaphore is never closed");
+            let name = spec.module.manifest.name.clone();
+            tracing::debug!(gatherer = %name, "starting");
+            let run_spec = spec.clone();
+            let outcome = tokio::task::spawn_blocking(move || {
+                let state = HostState::new(
+                    run_spec.module.manifest.clone(),
+                    run_spec.policy.clone(),
+                    api,
+                    writer,
+                    run_spec.config.clone(),
+                    run_spec.limits.clone(),
+                );
+                sandbox.run(&run_spec.module, state, &run_spec.limits)
+            })
+            .await;
+            match outcome {
+                Ok(outcome) => {
+                    let report = to_report(&spec, outcome);
+                    match &report.error_kind {
+                        Some(kind) if report.exit_code.is_none() => tracing::warn!(gatherer = %name, kind = %kind, records = report.records_count, ms = report.duration_in_ms, "failed: {}", report.errors.as_ref().and_then(|e| e.last()).map_or("", String::as_str)),
+                        _ => tracing::info!(gatherer = %name, records = report.records_count, ms = report.duration_in_ms, "done"),
+                    }
+                    report
+                }
+                // The sandbox never panics on guest behaviour; this is a host bug, kept visible.
+                Err(join) => StatusReport {
+                    name,
+                    errors: Some(vec![format!("host error running the gatherer: {join}")]),
+                    error_kind: Some("host".into()),
+                    version: spec.module.manifest.version.clone(),
+                    sha256: spec.module.sha256.clone(),
+                    ..Default::default()
+                },
+            }
+        }));
+    }
+    let mut reports: Vec<StatusReport> = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok(r) => reports.push(r),
+            Err(e) => tracing::error!("gatherer task failed: {e}"),
+        }
+    }
+    for f in failures {
+        reports.push(StatusReport {
+            name: f.name,
+            errors: Some(vec![format!("load: {}", f.error)]),
+            error_kind: Some("load".into()),
+            sha256: f.sha256,
+            ..Default::default()
+        });
+    }
+    reports.sort_by(|a, b| a.name.cmp(&b.name));
+    let finished_at = time::OffsetDateTime::now_utc();
+    let metadata = GathersMetadata {
+        status_reports: reports,
+        memory_alloc_bytes: archive::current_rss_bytes(),
+        uptime_seconds: opts.process_started.elapsed().as_secs_f64(),
+        is_global_obfuscation_enabled: false,
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        started: rfc3339(started_at),
+        finished: rfc3339(finished_at),
+        duration_in_ms: started.elapsed().as_millis() as u64,
+        peak_rss_bytes: archive::peak_rss_bytes(),
+        module_set: opts.module_set.clone(),
+        warnings: opts.warnings.clone(),
+    };
+    // Every task holding a clone has been awaited above, so this is the last reference.
+    let writer = Arc::try_unwrap(writer).unwrap_or_else(|_| unreachable!("all gatherer tasks have finished"));
+    let meta = metadata.clone();
+    let out_dir = opts.out_dir.clone();
+    let archive = tokio::task::spawn_blocking(move || writer.finish(&meta))
+        .await
+        .map_err(|e| ArchiveError::Write { path: out_dir, source: std::io::Error::other(e.to_string()) })??;
+    Ok(PeriodResult { archive, metadata })
+}
+
+/// Loads every `*.wasm` in `dir` (sorted by file name), applying `config`'s per-module
+/// settings. Broken modules become [`LoadFailure`]s rather than stopping the period.
+pub fn load_modules_dir(
+    sandbox: &Sandbox,
+    dir: &std::path::Path,
+    config: &crate::config::AgentConfig,
+) -> std::io::Result<(Vec<ModuleSpec>, Vec<LoadFailure>)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
+        .collect();
+    files.sort();
+    let (mut specs, mut failures) = (Vec::new(), Vec::new());
+    let mut seen = std::collections::BTreeMap::<String, PathBuf>::new();
+    for path in files {
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let bytes = std::fs::read(&path)?;
+        let sha256 = crate::sandbox::sha256_hex(&bytes);
+        let module = match sandbox.load(&bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(module = %file_name, "refused: {e}");
+                failures.push(LoadFailure { name: file_name, sha256, error: e.to_string() });
+                continue;
+            }
+        };
+        let name = module.manifest.name.clone();
+        if let Some(first) = seen.get(&name) {
+            let error = format!("gatherer name {name:?} is already used by {}; names must be unique", first.display());
+            failures.push(LoadFailure { name: file_name, sha256, error });
+            continue;
+        }
+        seen.insert(name.clone(), path.clone());
+        let settings = config.module(&name);
+        if settings.disabled {
+            tracing::info!(gatherer = %name, "disabled by configuration");
+            continue;
+        }
+        let limits = match config.limits_for(&name) {
+            Ok(l) => l,
+            Err(error) => {
+                failures.push(LoadFailure { name, sha256, error });
+                continue;
+            }
+        };
+        let config_bytes = settings.config.as_ref().map(|c| serde_json::to_vec(c).unwrap_or_default()).unwrap_or_default();
+        specs.push(ModuleSpec { module, limits, policy: settings.policy, config: config_bytes });
+    }
+    Ok((specs, failures))
+}

@@ -1,0 +1,352 @@
+//! The sandbox: one wasmi engine, untrusted-module loading and validation (before anything
+//! runs), a compiled-module cache keyed by sha256, and per-run limits: memory, fuel and a
+//! wall-clock deadline that holds even when a guest spins without calling the host.
+//!
+//! wasmi has no epoch interruption, so the deadline is enforced with fuel slices: the guest
+//! runs on a small fuel allowance through a resumable call; each time the slice runs out the
+//! host checks the clock and the total budget, then tops up and resumes, or stops the run.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hostapi::abi::{self, limits as defaults};
+use hostapi::Manifest;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use wasmi::{Config, Engine, EnforcedLimits, ExternType, Linker, Module, Store, TypedResumableCall};
+
+use crate::pdk::{self, HostState, RunReport};
+
+/// Fuel per slice: roughly 10M wasm instructions, a few milliseconds of interpretation.
+/// Smaller slices tighten the deadline at the cost of more (cheap) host checks.
+const FUEL_SLICE: u64 = 10_000_000;
+
+/// Per-module limits. Every field has a default; operators override per module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Limits {
+    /// Linear memory cap in bytes (default 64 MiB).
+    pub memory_bytes: u64,
+    /// CPU budget per period in fuel units (about one per instruction).
+    pub fuel: u64,
+    /// Wall-clock deadline per period, in seconds (default 60).
+    pub deadline_seconds: u64,
+    /// Response body cap in bytes (default 16 MiB).
+    pub response_bytes: u64,
+    /// Per-request timeout in seconds (default 30; never past the deadline).
+    pub request_timeout_seconds: u64,
+    /// Requests per period.
+    pub max_requests: u32,
+    /// Deadline in milliseconds, for tests that need sub-second deadlines; overrides
+    /// `deadlineSeconds` when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: defaults::MEMORY_BYTES,
+            fuel: defaults::FUEL,
+            deadline_seconds: defaults::DEADLINE_SECS,
+            response_bytes: defaults::RESPONSE_BYTES,
+            request_timeout_seconds: defaults::REQUEST_TIMEOUT_SECS,
+            max_requests: defaults::REQUESTS,
+            deadline_ms: None,
+        }
+    }
+}
+
+impl Limits {
+    /// The wall-clock deadline as a duration.
+    pub fn deadline(&self) -> Duration {
+        self.deadline_ms.map_or(Duration::from_secs(self.deadline_seconds), Duration::from_millis)
+    }
+
+    /// The per-request timeout as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_seconds)
+    }
+}
+
+/// Why a module was refused before running.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// The bytes are not a wasm binary at all.
+    #[error("not a WebAssembly module (no \\0asm header)")]
+    NotWasm,
+    /// wasmi refused to parse or validate it (including `EnforcedLimits`).
+    #[error("invalid or oversized WebAssembly module: {0}")]
+    Invalid(String),
+    /// No `gather_abi_version_N` export.
+    #[error("not a gatherer: it exports no {}N marker (this host speaks ABI {})", abi::ABI_MARKER_PREFIX, abi::ABI_VERSION)]
+    MissingMarker,
+    /// Only markers for versions this host does not speak.
+    #[error("unsupported gatherer ABI version {found:?}; this host speaks ABI {}", abi::ABI_VERSION)]
+    UnsupportedAbi {
+        /// The versions the module declares.
+        found: Vec<String>,
+    },
+    /// The `gather.manifest` custom section is missing.
+    #[error("no `{}` custom section: the host cannot tell the module's name and permissions", abi::MANIFEST_SECTION)]
+    MissingManifest,
+    /// The manifest is malformed.
+    #[error("bad manifest: {0}")]
+    BadManifest(String),
+    /// A required export is missing or has the wrong type.
+    #[error("bad exports: {0}")]
+    BadExport(String),
+    /// The module imports something this host does not provide.
+    #[error("imports {module}.{name}{detail}, which this host does not provide (ABI {})", abi::ABI_VERSION)]
+    UnknownImport {
+        /// Import module.
+        module: String,
+        /// Import name.
+        name: String,
+        /// Extra detail (a signature mismatch).
+        detail: String,
+    },
+}
+
+/// A validated, compiled module with its declared manifest.
+pub struct LoadedModule {
+    /// The declared manifest.
+    pub manifest: Arc<Manifest>,
+    /// Hex sha256 of the module bytes.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: usize,
+    /// Time to parse, validate and compile.
+    pub compile_time: Duration,
+    module: Module,
+}
+
+impl std::fmt::Debug for LoadedModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedModule").field("name", &self.manifest.name).field("sha256", &self.sha256).finish()
+    }
+}
+
+/// How a run ended, in the report's vocabulary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// `trap`, `panic`, `deadline`, `fuel`, `memory`, `exit` or `instantiate`.
+    pub kind: &'static str,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+/// Everything one run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// `Ok(0)` on success; `Err` on any failure.
+    pub result: Result<i32, Failure>,
+    /// Fuel consumed.
+    pub fuel_used: u64,
+    /// Wall time of the run.
+    pub duration: Duration,
+    /// Host-side accounting (records, requests, warnings...).
+    pub report: RunReport,
+}
+
+/// The wasm engine, its host functions and the compiled-module cache.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: Mutex<HashMap<String, Arc<LoadedModule>>>,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Sandbox {
+    /// An engine configured for untrusted modules.
+    pub fn new() -> Self {
+        let mut config = Config::default();
+        config
+            .consume_fuel(true)
+            .enforced_limits(EnforcedLimits::strict())
+            // Deep recursion must trap cleanly rather than exhaust host memory.
+            .set_max_recursion_depth(16 * 1024);
+        let engine = Engine::new(&config);
+        let linker = pdk::linker(&engine);
+        Sandbox { engine, linker, cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// Validates and compiles `bytes`, or returns the cached module with the same sha256.
+    pub fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedModule>, LoadError> {
+        let sha256 = sha256_hex(bytes);
+        if let Some(m) = self.cache.lock().expect("cache lock").get(&sha256) {
+            return Ok(m.clone());
+        }
+        let loaded = Arc::new(self.compile(bytes, sha256.clone())?);
+        self.cache.lock().expect("cache lock").insert(sha256, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Number of compiled modules cached.
+    pub fn cached(&self) -> usize {
+        self.cache.lock().expect("cache lock").len()
+    }
+
+    /// Drops cached modules whose sha256 is not in `keep`.
+    pub fn retain(&self, keep: &[String]) {
+        self.cache.lock().expect("cache lock").retain(|k, _| keep.contains(k));
+    }
+
+    fn compile(&self, bytes: &[u8], sha256: String) -> Result<LoadedModule, LoadError> {
+        if !bytes.starts_with(b"\0asm") {
+            return Err(LoadError::NotWasm);
+        }
+        let started = Instant::now();
+        let module = Module::new(&self.engine, bytes).map_err(|e| LoadError::Invalid(e.to_string()))?;
+
+        let markers: Vec<String> = module
+            .exports()
+            .filter_map(|e| e.name().strip_prefix(abi::ABI_MARKER_PREFIX).map(str::to_owned))
+            .collect();
+        if markers.is_empty() {
+            return Err(LoadError::MissingMarker);
+        }
+        if !markers.iter().any(|v| v == &abi::ABI_VERSION.to_string()) {
+            return Err(LoadError::UnsupportedAbi { found: markers });
+        }
+        match module.get_export(abi::ENTRY) {
+            Some(ExternType::Func(f)) if f.params().is_empty() && f.results() == [wasmi::ValType::I32] => {}
+            Some(_) => return Err(LoadError::BadExport(format!("`{}` must be a function () -> i32", abi::ENTRY))),
+            None => return Err(LoadError::BadExport(format!("no `{}` entry function", abi::ENTRY))),
+        }
+        match module.get_export(abi::MEMORY) {
+            Some(ExternType::Memory(_)) => {}
+            _ => return Err(LoadError::BadExport(format!("no exported `{}`", abi::MEMORY))),
+        }
+        let signatures = pdk::import_signatures();
+        for import in module.imports() {
+            let (m, n) = (import.module(), import.name());
+            let unknown = |detail: String| LoadError::UnknownImport { module: m.to_owned(), name: n.to_owned(), detail };
+            if m != abi::IMPORT_MODULE {
+                return Err(unknown(String::new()));
+            }
+            let Some((_, params, results)) = signatures.iter().find(|(name, _, _)| *name == n) else {
+                return Err(unknown(String::new()));
+            };
+            match import.ty() {
+                ExternType::Func(f) if f.params() == params.as_slice() && f.results() == results.as_slice() => {}
+                ExternType::Func(f) => {
+                    return Err(unknown(format!(
+                        " with signature {:?} -> {:?} (expected {params:?} -> {results:?})",
+                        f.params(),
+                        f.results()
+                    )))
+                }
+                _ => return Err(unknown(" as a non-function".into())),
+            }
+        }
+
+        let section = module
+            .custom_sections()
+            .find(|s| s.name() == abi::MANIFEST_SECTION)
+            .ok_or(LoadError::MissingManifest)?;
+        let manifest = Manifest::parse(section.data()).map_err(|e| LoadError::BadManifest(e.to_string()))?;
+        if manifest.abi != abi::ABI_VERSION {
+            return Err(LoadError::BadManifest(format!(
+                "manifest says ABI {} but this host speaks ABI {}",
+                manifest.abi,
+                abi::ABI_VERSION
+            )));
+        }
+        Ok(LoadedModule {
+            manifest: Arc::new(manifest),
+            sha256,
+            size: bytes.len(),
+            compile_time: started.elapsed(),
+            module,
+        })
+    }
+
+    /// Runs `module`'s entry point once in a fresh store. Blocking: call from a blocking thread.
+    pub fn run(&self, module: &LoadedModule, state: HostState, limits: &Limits) -> RunOutcome {
+        let started = Instant::now();
+        let deadline = state.deadline;
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let mut fuel_added = FUEL_SLICE.min(limits.fuel);
+        store.set_fuel(fuel_added).expect("fuel metering is enabled");
+
+        let fuel_used = |store: &Store<HostState>, added: u64| added - store.get_fuel().unwrap_or(0);
+        let finish = |store: Store<HostState>, added: u64, result: Result<i32, Failure>| {
+            let used = fuel_used(&store, added);
+            RunOutcome { result, fuel_used: used, duration: started.elapsed(), report: store.into_data().report }
+        };
+
+        let instance = match self.linker.instantiate_and_start(&mut store, &module.module) {
+            Ok(i) => i,
+            Err(e) => {
+                let f = Failure { kind: "instantiate", message: format!("instantiation failed: {e}") };
+                return finish(store, fuel_added, Err(f));
+            }
+        };
+        let entry = match instance.get_typed_func::<(), i32>(&store, abi::ENTRY) {
+            Ok(f) => f,
+            Err(e) => return finish(store, fuel_added, Err(Failure { kind: "instantiate", message: e.to_string() })),
+        };
+
+        let mut call = entry.call_resumable(&mut store, ());
+        loop {
+            match call {
+                Ok(TypedResumableCall::Finished(0)) => return finish(store, fuel_added, Ok(0)),
+                Ok(TypedResumableCall::Finished(code)) => {
+                    let f = Failure { kind: "exit", message: format!("gatherer returned {code}") };
+                    return finish(store, fuel_added, Err(f));
+                }
+                Ok(TypedResumableCall::OutOfFuel(invocation)) => {
+                    if fuel_added >= limits.fuel {
+                        let f = Failure { kind: "fuel", message: format!("fuel budget of {} exhausted", limits.fuel) };
+                        return finish(store, fuel_added, Err(f));
+                    }
+                    if Instant::now() >= deadline {
+                        let f = Failure {
+                            kind: "deadline",
+                            message: format!("wall-clock deadline of {:?} passed", limits.deadline()),
+                        };
+                        return finish(store, fuel_added, Err(f));
+                    }
+                    let top_up = FUEL_SLICE.min(limits.fuel - fuel_added);
+                    let left = store.get_fuel().unwrap_or(0);
+                    store.set_fuel(left + top_up).expect("fuel metering is enabled");
+                    fuel_added += top_up;
+                    call = invocation.resume(&mut store);
+                }
+                Ok(TypedResumableCall::HostTrap(invocation)) => {
+                    let f = Failure { kind: "trap", message: format!("host trap: {}", invocation.host_error()) };
+                    return finish(store, fuel_added, Err(f));
+                }
+                Err(e) => {
+                    let state = store.data();
+                    let f = if state.limiter.refused {
+                        Failure {
+                            kind: "memory",
+                            message: format!("memory limit of {} bytes reached (memory.grow refused), then: {e}", limits.memory_bytes),
+                        }
+                    } else if let Some(panic) = &state.report.panic {
+                        Failure { kind: "panic", message: format!("guest panicked: {panic}") }
+                    } else if e.as_trap_code() == Some(wasmi::TrapCode::OutOfFuel) {
+                        Failure { kind: "fuel", message: format!("fuel budget of {} exhausted", limits.fuel) }
+                    } else {
+                        Failure { kind: "trap", message: e.to_string() }
+                    };
+                    return finish(store, fuel_added, Err(f));
+                }
+            }
+        }
+    }
+}

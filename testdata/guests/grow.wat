@@ -1,0 +1,18 @@
+;; Grows memory one page at a time without end; traps once growth is refused.
+(module
+  (import "gather" "log" (func $log (param i32 i32 i32) (result i32)))
+  (import "gather" "request" (func $request (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "gather" "response_status" (func $status (param i32) (result i32)))
+  (import "gather" "response_size" (func $size (param i32) (result i64)))
+  (import "gather" "response_read" (func $read (param i32 i32 i32) (result i32)))
+  (import "gather" "response_close" (func $close (param i32) (result i32)))
+  (import "gather" "record" (func $record (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "gather_abi_version_1"))
+  (func (export "gather") (result i32)
+    (loop $more
+      (if (i32.eq (memory.grow (i32.const 1)) (i32.const -1)) (then (unreachable)))
+      (br $more))
+    (i32.const 0))
+  (@custom "gather.manifest" "{\"name\":\"grow\",\"version\":\"1.0.0\",\"abi\":1,\"description\":\"test guest: grow\",\"permissions\":[]}")
+)
