@@ -66,3 +66,84 @@ pub fn fixture_names(kind: &str) -> Vec<String> {
     out.sort();
     out
 }
+
+/// The wasm gatherers built by `cargo xtask gatherers` (which `cargo xtask test` runs first).
+pub fn built_gatherers() -> Vec<(String, Vec<u8>)> {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/gatherers"));
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|_| panic!("{} is missing: run `cargo xtask gatherers` (or `cargo xtask test`)", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    out.sort();
+    assert!(out.len() >= 6, "expected the six default gatherers in {}; run `cargo xtask gatherers`", dir.display());
+    out
+}
+
+/// Compiles a WAT file under testdata/ (for example `guests/loop.wat`).
+pub fn wat(rel: &str) -> (String, Vec<u8>) {
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata")).join(rel);
+    let bytes = wat::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let name = path.file_stem().unwrap().to_string_lossy().into_owned() + ".wasm";
+    (name, bytes)
+}
+
+/// Runs one period of `modules` against `sim`; returns the result and the output dir.
+pub async fn period(
+    sim: &SimHandle,
+    modules: &[(String, Vec<u8>)],
+    config: agent::config::AgentConfig,
+) -> (agent::gather::PeriodResult, tempfile::TempDir) {
+    use std::sync::Arc;
+    let work = tempfile::tempdir().unwrap();
+    let mdir = work.path().join("modules");
+    std::fs::create_dir_all(&mdir).unwrap();
+    for (name, bytes) in modules {
+        std::fs::write(mdir.join(name), bytes).unwrap();
+    }
+    let kc = work.path().join("kubeconfig");
+    sim.write_kubeconfig(&kc).unwrap();
+    let client = agent::kubeclient::from_kubeconfig(&kc).await.unwrap();
+    let sandbox = Arc::new(agent::sandbox::Sandbox::new());
+    let (specs, failures) = agent::gather::load_modules_dir(&sandbox, &mdir, &config).unwrap();
+    let api = Arc::new(agent::policy::Bridge::new(client, tokio::runtime::Handle::current()));
+    let out = work.path().join("out");
+    let result = agent::gather::run_period(sandbox, api, specs, failures, &agent::gather::PeriodOptions::new(&out))
+        .await
+        .expect("an archive is written");
+    (result, work)
+}
+
+/// The records of an archive as name → bytes.
+pub fn records(archive: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    agent::archive::read_entries(archive).unwrap().into_iter().collect()
+}
+
+/// The fixture object of `kind` (or `Kind.group`, when kinds repeat across groups) named
+/// `ns/name` (or `name`), parsed.
+pub fn fixture(kind: &str, key: &str) -> serde_json::Value {
+    let (kind, group) = kind.split_once('.').map_or((kind, None), |(k, g)| (k, Some(g)));
+    walk(&sample_dir(), kind, group, key).unwrap_or_else(|| panic!("no fixture {kind} {key}"))
+}
+
+fn walk(dir: &std::path::Path, kind: &str, group: Option<&str>, key: &str) -> Option<serde_json::Value> {
+    {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                if let Some(v) = walk(&p, kind, group, key) {
+                    return Some(v);
+                }
+            } else if p.extension().is_some_and(|x| x == "json") {
+                let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+                let ns = v["metadata"]["namespace"].as_str().map(|n| format!("{n}/")).unwrap_or_default();
+                let group_ok = group.is_none_or(|g| v["apiVersion"].as_str().is_some_and(|av| av.starts_with(&format!("{g}/"))));
+                if v["kind"] == kind && group_ok && format!("{ns}{}", v["metadata"]["name"].as_str().unwrap()) == key {
+                    return Some(v);
+                }
+            }
+        }
+        None
+    }
+}
