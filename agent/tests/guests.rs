@@ -37,6 +37,7 @@ async fn runaway_guests_are_stopped_and_isolated() {
         common::wat("guests/grow.wat"),
         common::wat("guests/trap.wat"),
         common::wat("guests/escape.wat"),
+        common::wat("guests/panic.wat"),
     ];
     let cfg = config(
         r#"{"modules": {"loop": {"limits": {"deadlineMs": 400}},
@@ -44,7 +45,11 @@ async fn runaway_guests_are_stopped_and_isolated() {
     );
     let (result, work) = common::period(&sim, &modules, cfg).await;
     let reports = &result.metadata.status_reports;
-    assert_eq!(reports.len(), 5);
+    assert_eq!(reports.len(), 6);
+
+    let panicked = report(reports, "panic");
+    assert_eq!(panicked.error_kind.as_deref(), Some("panic"), "{panicked:?}");
+    assert_eq!(panicked.panic.as_deref(), Some("panicked at src/lib.rs:7:5: index out of bounds"));
 
     let looped = report(reports, "loop");
     assert_eq!(looped.error_kind.as_deref(), Some("deadline"), "{looped:?}");
