@@ -84,6 +84,7 @@ impl AgentConfig {
         if self.concurrency == 0 {
             return Err("concurrency must be at least 1".into());
         }
+        self.limits.check().map_err(|e| format!("limits: {e}"))?;
         for name in self.modules.keys() {
             self.limits_for(name)?;
         }
@@ -102,7 +103,9 @@ impl AgentConfig {
         for (k, v) in o {
             b.insert(k.clone(), v.clone());
         }
-        serde_json::from_value(base).map_err(|e| format!("modules.{module}.limits: {e}"))
+        let limits: Limits = serde_json::from_value(base).map_err(|e| format!("modules.{module}.limits: {e}"))?;
+        limits.check().map_err(|e| format!("modules.{module}.limits: {e}"))?;
+        Ok(limits)
     }
 
     /// The settings for `module` (defaults when not configured).

@@ -83,7 +83,11 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
 fn to_report(spec: &ModuleSpec, outcome: crate::sandbox::RunOutcome) -> StatusReport {
     let mut errors = outcome.report.errors;
     let (error_kind, exit_code) = match &outcome.result {
-        Ok(code) => ((outcome.report.policy_denials > 0).then(|| "policy".to_owned()), Some(*code)),
+        Ok(0) => ((outcome.report.policy_denials > 0).then(|| "policy".to_owned()), Some(0)),
+        Ok(code) => {
+            errors.push(format!("exit: gatherer returned {code}"));
+            (Some("exit".to_owned()), Some(*code))
+        }
         Err(f) => {
             errors.push(format!("{}: {}", f.kind, f.message));
             (Some(f.kind.to_owned()), None)
@@ -146,7 +150,7 @@ pub async fn run_period(
                 Ok(outcome) => {
                     let report = to_report(&spec, outcome);
                     match &report.error_kind {
-                        Some(kind) if report.exit_code.is_none() => tracing::warn!(gatherer = %name, kind = %kind, records = report.records_count, ms = report.duration_in_ms, "failed: {}", report.errors.as_ref().and_then(|e| e.last()).map_or("", String::as_str)),
+                        Some(kind) if kind != "policy" => tracing::warn!(gatherer = %name, kind = %kind, records = report.records_count, ms = report.duration_in_ms, "failed: {}", report.errors.as_ref().and_then(|e| e.last()).map_or("", String::as_str)),
                         _ => tracing::info!(gatherer = %name, records = report.records_count, ms = report.duration_in_ms, "done"),
                     }
                     report

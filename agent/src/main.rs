@@ -106,6 +106,12 @@ struct DemoArgs {
     /// Fixture cluster to serve. Defaults to the sample cluster shipped in testdata/.
     #[arg(long, value_name = "DIR")]
     fixtures: Option<PathBuf>,
+    /// Gatherer modules to run. Defaults to target/gatherers (built by `cargo xtask gatherers`).
+    #[arg(long, value_name = "DIR")]
+    modules: Option<PathBuf>,
+    /// Where to write the demo's archive. Defaults to a fresh directory under the system temp dir.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
     /// Keep the simulator running after the demo (Ctrl-C to stop), to try kubectl against it.
     #[arg(long)]
     keep_running: bool,
@@ -136,6 +142,15 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// The built gatherers: `target/gatherers` under the working directory or the source tree.
+fn default_modules() -> PathBuf {
+    let local = PathBuf::from("target/gatherers");
+    if local.is_dir() {
+        return local;
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/gatherers"))
 }
 
 /// The sample cluster: `testdata/cluster/sample` under the working directory, or in the
@@ -271,7 +286,42 @@ async fn cmd_demo(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
     println!("   {total} pods across all namespaces, read in {pages} pages of 10 (limit/continue)");
-    println!("3. the simulator answered {} requests", handle.request_count());
+
+    println!("3. running the gatherers once: sandboxed wasm modules, REST calls proxied by the host");
+    let modules_dir = args.modules.unwrap_or_else(default_modules);
+    let config = agent::config::AgentConfig::default();
+    let sandbox = std::sync::Arc::new(agent::sandbox::Sandbox::new());
+    let (specs, failures) = agent::gather::load_modules_dir(&sandbox, &modules_dir, &config)
+        .with_context(|| format!("reading gatherer modules from {} (build them with `cargo xtask gatherers`)", modules_dir.display()))?;
+    if specs.is_empty() {
+        anyhow::bail!("no gatherer modules in {}: build them with `cargo xtask gatherers`", modules_dir.display());
+    }
+    for s in &specs {
+        let perms: Vec<String> = s.module.manifest.permissions.iter().map(ToString::to_string).collect();
+        println!(
+            "   loaded {:<20} v{:<6} {:>4} KB in {:>5.2} ms  sha256 {}  may: {}",
+            s.module.manifest.name,
+            s.module.manifest.version,
+            s.module.size / 1024,
+            s.module.compile_time.as_secs_f64() * 1e3,
+            &s.module.sha256[..12],
+            perms.join(", ")
+        );
+    }
+    let out_dir = match args.out {
+        Some(d) => d,
+        None => std::env::temp_dir().join(format!("gather-agent-demo-{}", std::process::id())),
+    };
+    let api = std::sync::Arc::new(agent::policy::Bridge::new(client.clone(), tokio::runtime::Handle::current()));
+    let result = agent::gather::run_period(sandbox, api, specs, failures, &agent::gather::PeriodOptions::new(&out_dir)).await?;
+    println!("   {:<20} {:>8} {:>8} {:>12} {:>9}  errors", "gatherer", "records", "ms", "fuel", "requests");
+    for r in &result.metadata.status_reports {
+        let errors = r.errors.as_ref().map_or("-".to_owned(), |e| e.join("; "));
+        println!("   {:<20} {:>8} {:>8} {:>12} {:>9}  {errors}", r.name, r.records_count, r.duration_in_ms, r.fuel_used, r.requests);
+    }
+    println!("   archive: {}", result.archive.display());
+    println!("   (open it with: tar -tzf {})", result.archive.display());
+    println!("4. the simulator answered {} requests", handle.request_count());
     if args.keep_running {
         let path = PathBuf::from("demo.kubeconfig");
         handle.write_kubeconfig(&path)?;

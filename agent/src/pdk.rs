@@ -121,7 +121,10 @@ pub struct HostState {
     limits: Limits,
     /// When the run must end, whatever the guest is doing.
     pub deadline: Instant,
-    responses: Vec<Option<OpenResponse>>,
+    /// Open responses by handle. Handles are never reused, so a stale handle is BAD_HANDLE
+    /// rather than someone else's response.
+    responses: std::collections::BTreeMap<i32, OpenResponse>,
+    next_handle: i32,
     /// What the run produced.
     pub report: RunReport,
     /// Memory accounting for the store.
@@ -148,7 +151,8 @@ impl HostState {
             archive,
             config,
             limits,
-            responses: Vec::new(),
+            responses: Default::default(),
+            next_handle: 1,
             report: RunReport::default(),
         }
     }
@@ -181,7 +185,7 @@ impl HostState {
             self.report.error(format!("request limit of {} per period reached; {} {} refused", self.limits.max_requests, req.method, req.path));
             return status::LIMIT;
         }
-        if self.responses.iter().filter(|r| r.is_some()).count() >= hostapi::abi::limits::OPEN_RESPONSES {
+        if self.responses.len() >= hostapi::abi::limits::OPEN_RESPONSES || self.next_handle == i32::MAX {
             return status::LIMIT;
         }
         self.report.requests += 1;
@@ -205,22 +209,14 @@ impl HostState {
                 }
             }
         };
-        let slot = OpenResponse { response, read: 0 };
-        match self.responses.iter().position(Option::is_none) {
-            Some(i) => {
-                self.responses[i] = Some(slot);
-                i as i32 + 1
-            }
-            None => {
-                self.responses.push(Some(slot));
-                self.responses.len() as i32
-            }
-        }
+        let handle = self.next_handle;
+        self.next_handle += 1;
+        self.responses.insert(handle, OpenResponse { response, read: 0 });
+        handle
     }
 
     fn response(&mut self, handle: i32) -> Option<&mut OpenResponse> {
-        let i = usize::try_from(handle).ok()?.checked_sub(1)?;
-        self.responses.get_mut(i)?.as_mut()
+        self.responses.get_mut(&handle)
     }
 
     fn record(&mut self, name: &str, data: &[u8]) -> i32 {
@@ -241,6 +237,15 @@ impl HostState {
             }
         }
     }
+}
+
+/// Whether `[ptr, ptr+len)` lies inside guest memory.
+fn in_bounds(caller: &Caller<'_, HostState>, ptr: i32, len: i32) -> bool {
+    let Some(memory) = caller.get_export(hostapi::abi::MEMORY).and_then(Extern::into_memory) else {
+        return false;
+    };
+    let (start, len) = (ptr as u32 as usize, len as u32 as usize);
+    start.checked_add(len).is_some_and(|end| end <= memory.data_size(caller))
 }
 
 /// Copies `len` bytes at `ptr` out of guest memory, or `None` if out of bounds.
@@ -274,6 +279,10 @@ fn read_str(caller: &Caller<'_, HostState>, ptr: i32, len: i32) -> Result<String
 
 /// "Fits → write and return the size; does not fit → write nothing, return the size needed."
 fn copy_out(caller: &mut Caller<'_, HostState>, bytes: &[u8], buf: i32, buf_len: i32) -> i32 {
+    // The buffer must be valid even when nothing is written: a bad pointer is always reported.
+    if !in_bounds(caller, buf, buf_len) {
+        return status::BAD_POINTER;
+    }
     let needed = bytes.len() as i32;
     if bytes.len() > buf_len as u32 as usize {
         return needed;
@@ -287,7 +296,13 @@ pub fn linker(engine: &wasmi::Engine) -> Linker<HostState> {
     let mut linker = Linker::new(engine);
     linker
         .func_wrap(m, "log", |caller: Caller<'_, HostState>, lvl: i32, ptr: i32, len: i32| -> i32 {
-            let len = len.clamp(0, MAX_LOG_BYTES as i32);
+            if !in_bounds(&caller, ptr, len) {
+                return status::BAD_POINTER;
+            }
+            if !(level::DEBUG..=level::PANIC).contains(&lvl) {
+                return status::BAD_ARGUMENT;
+            }
+            let len = (len as u32).min(MAX_LOG_BYTES as u32) as i32;
             let Some(bytes) = read_guest(&caller, ptr, len) else { return status::BAD_POINTER };
             let msg = String::from_utf8_lossy(&bytes).into_owned();
             let mut caller = caller;
@@ -363,6 +378,9 @@ pub fn linker(engine: &wasmi::Engine) -> Linker<HostState> {
         .expect("response_header is defined once");
     linker
         .func_wrap(m, "response_read", |mut caller: Caller<'_, HostState>, h: i32, buf: i32, len: i32| -> i32 {
+            if !in_bounds(&caller, buf, len) {
+                return status::BAD_POINTER;
+            }
             let chunk = match caller.data_mut().response(h) {
                 None => return status::BAD_HANDLE,
                 Some(r) => {
@@ -384,13 +402,9 @@ pub fn linker(engine: &wasmi::Engine) -> Linker<HostState> {
         .expect("response_read is defined once");
     linker
         .func_wrap(m, "response_close", |mut caller: Caller<'_, HostState>, h: i32| -> i32 {
-            let state = caller.data_mut();
-            match usize::try_from(h).ok().and_then(|i| i.checked_sub(1)).and_then(|i| state.responses.get_mut(i)) {
-                Some(slot @ Some(_)) => {
-                    *slot = None;
-                    status::OK
-                }
-                _ => status::BAD_HANDLE,
+            match caller.data_mut().responses.remove(&h) {
+                Some(_) => status::OK,
+                None => status::BAD_HANDLE,
             }
         })
         .expect("response_close is defined once");
@@ -398,6 +412,7 @@ pub fn linker(engine: &wasmi::Engine) -> Linker<HostState> {
         .func_wrap(m, "record", |mut caller: Caller<'_, HostState>, np: i32, nl: i32, dp: i32, dl: i32| -> i32 {
             let name = match read_str(&caller, np, nl) {
                 Ok(n) => n,
+                Err(status::BAD_ARGUMENT) => return status::BAD_NAME,
                 Err(code) => return code,
             };
             let Some(data) = read_guest(&caller, dp, dl) else { return status::BAD_POINTER };

@@ -8,7 +8,8 @@
 //! 3. The path must match one of the module's declared permissions (`GET /api/v1/nodes`,
 //!    `*` = one segment). Anything else is answered 403 and noted as a warning in its report.
 //! 4. `secrets` are denied, even when declared, unless the operator allows them for the module.
-//! 5. Only the `Accept` request header is forwarded: a guest can never set `Authorization`,
+//! 5. Only the `Accept` request header (and `Content-Type` on operator-allowed non-GET
+//!    methods) is forwarded: a guest can never set `Authorization`,
 //!    `Impersonate-*` or anything else that changes who the host is.
 //!
 //! Allowed requests go out through the host's own kube-rs client with a per-request timeout
@@ -181,6 +182,9 @@ impl Bridge {
         for (k, v) in &req.headers {
             if k.eq_ignore_ascii_case("accept") {
                 builder = builder.header(http::header::ACCEPT, v.as_str());
+            } else if k.eq_ignore_ascii_case("content-type") && req.method != "GET" {
+                // Only for methods the operator allowed explicitly; GET carries no body.
+                builder = builder.header(http::header::CONTENT_TYPE, v.as_str());
             }
         }
         let body = if req.method == "GET" { Vec::new() } else { req.body.clone() };

@@ -64,6 +64,21 @@ impl Limits {
         self.deadline_ms.map_or(Duration::from_secs(self.deadline_seconds), Duration::from_millis)
     }
 
+    /// Rejects values the ABI cannot express (sizes returned as i32) or that disable a limit.
+    pub fn check(&self) -> Result<(), String> {
+        const MAX_I32: u64 = i32::MAX as u64;
+        if self.response_bytes == 0 || self.response_bytes > MAX_I32 {
+            return Err(format!("responseBytes must be between 1 and {MAX_I32}"));
+        }
+        if self.memory_bytes < 65_536 || self.memory_bytes > 4 * 1024 * 1024 * 1024 {
+            return Err("memoryBytes must be between 64 KiB and 4 GiB".into());
+        }
+        if self.fuel == 0 || self.deadline().is_zero() || self.request_timeout_seconds == 0 {
+            return Err("fuel, the deadline and requestTimeoutSeconds must be positive".into());
+        }
+        Ok(())
+    }
+
     /// The per-request timeout as a duration.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_seconds)
@@ -131,7 +146,7 @@ impl std::fmt::Debug for LoadedModule {
 /// How a run ended, in the report's vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// `trap`, `panic`, `deadline`, `fuel`, `memory`, `exit` or `instantiate`.
+    /// `trap`, `panic`, `deadline`, `fuel`, `memory` or `instantiate`.
     pub kind: &'static str,
     /// Human-readable detail.
     pub message: String,
@@ -140,7 +155,8 @@ pub struct Failure {
 /// Everything one run produced.
 #[derive(Debug)]
 pub struct RunOutcome {
-    /// `Ok(0)` on success; `Err` on any failure.
+    /// `Ok(code)` when the entry returned (0 = success, else the gatherer's failure code);
+    /// `Err` when the run was stopped or trapped.
     pub result: Result<i32, Failure>,
     /// Fuel consumed.
     pub fuel_used: u64,
@@ -175,6 +191,11 @@ impl Sandbox {
         config
             .consume_fuel(true)
             .enforced_limits(EnforcedLimits::strict())
+            // A start function would run during instantiation, outside the deadline loop.
+            .allow_start_fn(false)
+            // The ABI's pointers are 32-bit; one memory keeps "the" guest memory unambiguous.
+            .wasm_memory64(false)
+            .wasm_multi_memory(false)
             // Deep recursion must trap cleanly rather than exhaust host memory.
             .set_max_recursion_depth(16 * 1024);
         let engine = Engine::new(&config);
@@ -210,10 +231,14 @@ impl Sandbox {
         let started = Instant::now();
         let module = Module::new(&self.engine, bytes).map_err(|e| LoadError::Invalid(e.to_string()))?;
 
-        let markers: Vec<String> = module
-            .exports()
-            .filter_map(|e| e.name().strip_prefix(abi::ABI_MARKER_PREFIX).map(str::to_owned))
-            .collect();
+        let mut markers: Vec<String> = Vec::new();
+        for export in module.exports() {
+            let Some(version) = export.name().strip_prefix(abi::ABI_MARKER_PREFIX) else { continue };
+            match export.ty() {
+                ExternType::Func(f) if f.params().is_empty() && f.results().is_empty() => markers.push(version.to_owned()),
+                _ => return Err(LoadError::BadExport(format!("marker `{}` must be a function () -> ()", export.name()))),
+            }
+        }
         if markers.is_empty() {
             return Err(LoadError::MissingMarker);
         }
@@ -303,11 +328,8 @@ impl Sandbox {
         let mut call = entry.call_resumable(&mut store, ());
         loop {
             match call {
-                Ok(TypedResumableCall::Finished(0)) => return finish(store, fuel_added, Ok(0)),
-                Ok(TypedResumableCall::Finished(code)) => {
-                    let f = Failure { kind: "exit", message: format!("gatherer returned {code}") };
-                    return finish(store, fuel_added, Err(f));
-                }
+                // A non-zero return is the gatherer's own verdict, reported as kind `exit`.
+                Ok(TypedResumableCall::Finished(code)) => return finish(store, fuel_added, Ok(code)),
                 Ok(TypedResumableCall::OutOfFuel(invocation)) => {
                     if fuel_added >= limits.fuel {
                         let f = Failure { kind: "fuel", message: format!("fuel budget of {} exhausted", limits.fuel) };
@@ -332,13 +354,15 @@ impl Sandbox {
                 }
                 Err(e) => {
                     let state = store.data();
-                    let f = if state.limiter.refused {
+                    // The guest's own panic message is the most precise account; a refused
+                    // memory.grow explains an otherwise bare abort.
+                    let f = if let Some(panic) = &state.report.panic {
+                        Failure { kind: "panic", message: format!("guest panicked: {panic}") }
+                    } else if state.limiter.refused {
                         Failure {
                             kind: "memory",
                             message: format!("memory limit of {} bytes reached (memory.grow refused), then: {e}", limits.memory_bytes),
                         }
-                    } else if let Some(panic) = &state.report.panic {
-                        Failure { kind: "panic", message: format!("guest panicked: {panic}") }
                     } else if e.as_trap_code() == Some(wasmi::TrapCode::OutOfFuel) {
                         Failure { kind: "fuel", message: format!("fuel budget of {} exhausted", limits.fuel) }
                     } else {

@@ -161,3 +161,67 @@ fn compiled_modules_are_cached_by_sha256() {
     assert_eq!(a.manifest.name, "nodes");
     assert_eq!(a.manifest.permissions[0].to_string(), "GET /api/v1/nodes");
 }
+
+const MANIFEST: &str = r#"(@custom "gather.manifest" "{\"name\":\"inline\",\"version\":\"1\",\"abi\":1,\"permissions\":[\"GET /api/v1/nodes\"]}")"#;
+
+fn inline(body: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+             (import "gather" "request" (func $request (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+             (import "gather" "response_close" (func $close (param i32) (result i32)))
+             (import "gather" "response_status" (func $status (param i32) (result i32)))
+             (import "gather" "log" (func $log (param i32 i32 i32) (result i32)))
+             (memory (export "memory") 1)
+             (data (i32.const 0) "GET")
+             (data (i32.const 16) "/api/v1/nodes")
+             {body}
+             {MANIFEST})"#
+    ))
+    .unwrap()
+}
+
+#[test]
+fn start_functions_and_malformed_markers_are_refused() {
+    let sandbox = Sandbox::new();
+    let with_start = inline(
+        r#"(func $s (loop $l (br $l))) (start $s)
+           (func (export "gather_abi_version_1")) (func (export "gather") (result i32) (i32.const 0))"#,
+    );
+    assert!(matches!(sandbox.load(&with_start), Err(LoadError::Invalid(_))), "a start function would run outside the deadline");
+    let global_marker = inline(r#"(global (export "gather_abi_version_1") i32 (i32.const 1)) (func (export "gather") (result i32) (i32.const 0))"#);
+    assert!(matches!(sandbox.load(&global_marker), Err(LoadError::BadExport(_))));
+    let bad_entry = inline(r#"(func (export "gather_abi_version_1")) (func (export "gather") (param i32) (result i32) (i32.const 0))"#);
+    assert!(matches!(sandbox.load(&bad_entry), Err(LoadError::BadExport(_))));
+    let foreign = wat::parse_str(format!(
+        r#"(module (import "env" "abort" (func)) (memory (export "memory") 1)
+             (func (export "gather_abi_version_1")) (func (export "gather") (result i32) (i32.const 0)) {MANIFEST})"#
+    ))
+    .unwrap();
+    let err = sandbox.load(&foreign).unwrap_err().to_string();
+    assert!(err.contains("env.abort"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_bad_pointers_and_stale_handles() {
+    let sim = common::start_sample().await;
+    // Returns 3 after checking that: an out-of-bounds path is BAD_POINTER (-1), a bad log
+    // level is BAD_ARGUMENT (-2), and a closed handle is BAD_HANDLE (-3) forever after.
+    let module = inline(
+        r#"(func (export "gather_abi_version_1"))
+           (func (export "gather") (result i32) (local $h i32)
+             (if (i32.ne (call $request (i32.const 0) (i32.const 3) (i32.const 65530) (i32.const 100) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)) (i32.const -1)) (then (return (i32.const 10))))
+             (if (i32.ne (call $request (i32.const 0) (i32.const 3) (i32.const 16) (i32.const -1) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)) (i32.const -1)) (then (return (i32.const 11))))
+             (if (i32.ne (call $log (i32.const 99) (i32.const 0) (i32.const 3)) (i32.const -2)) (then (return (i32.const 12))))
+             (local.set $h (call $request (i32.const 0) (i32.const 3) (i32.const 16) (i32.const 13) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
+             (if (i32.ne (call $status (local.get $h)) (i32.const 200)) (then (return (i32.const 13))))
+             (drop (call $close (local.get $h)))
+             (if (i32.ne (call $status (local.get $h)) (i32.const -3)) (then (return (i32.const 14))))
+             (if (i32.ne (call $close (local.get $h)) (i32.const -3)) (then (return (i32.const 15))))
+             (i32.const 3))"#,
+    );
+    let (result, _work) = common::period(&sim, &[("inline.wasm".into(), module)], AgentConfig::default()).await;
+    let r = report(&result.metadata.status_reports, "inline");
+    assert_eq!(r.exit_code, Some(3), "every check inside the guest passed: {r:?}");
+    assert_eq!(r.error_kind.as_deref(), Some("exit"));
+    assert!(r.errors.as_ref().unwrap().iter().any(|e| e.contains("returned 3")));
+}
