@@ -763,18 +763,3 @@ mod tests {
         }
     }
 }
-#[cfg(test)]
-mod tmp_throughput {
-    #[test]
-    fn throughput() {
-        let dir = tempfile::tempdir().unwrap();
-        let w = super::ArchiveWriter::create(dir.path(), time::OffsetDateTime::now_utc(), u64::MAX).unwrap();
-        let rec: String = (0..20000).map(|i| format!("{{\"name\":\"pod-{i}\",\"namespace\":\"ns-{}\",\"uid\":\"{:x}\"}}\n", i % 37, i * 7919)).collect();
-        let t = std::time::Instant::now();
-        for i in 0..60 { w.add(&format!("r{i}"), rec.as_bytes()).unwrap(); }
-        let total = w.bytes_accepted();
-        let p = w.finish(&Default::default()).unwrap();
-        let s = t.elapsed().as_secs_f64();
-        eprintln!("{} MB in {s:.2}s = {:.0} MB/s, ratio {:.1}", total / 1_000_000, total as f64 / s / 1e6, total as f64 / std::fs::metadata(p).unwrap().len() as f64);
-    }
-}

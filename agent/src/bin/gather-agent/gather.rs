@@ -1,0 +1,62 @@
+//! `gather-agent gather`: run every gatherer in a directory once and write one archive.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+
+#[derive(clap::Args)]
+pub struct GatherArgs {
+    /// kubeconfig to use (else $KUBECONFIG, else in-cluster).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Directory of gatherer modules (*.wasm).
+    #[arg(long, value_name = "DIR")]
+    pub modules: PathBuf,
+    /// Directory to write the archive into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Agent config (JSON): limits, per-module policy and config. See docs/CONFIG.md.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+pub async fn run(args: GatherArgs) -> anyhow::Result<()> {
+    use std::sync::Arc;
+
+    let config = match &args.config {
+        Some(p) => agent::config::AgentConfig::load(p)?,
+        None => agent::config::AgentConfig::default(),
+    };
+    let (client, source) = agent::kubeclient::connect(args.kubeconfig.as_deref()).await?;
+    tracing::info!("Kubernetes client from {source}");
+    let sandbox = Arc::new(agent::sandbox::Sandbox::new());
+    let (specs, failures) = agent::gather::load_modules_dir(&sandbox, &args.modules, &config)
+        .with_context(|| format!("reading modules from {}", args.modules.display()))?;
+    if specs.is_empty() && failures.is_empty() {
+        anyhow::bail!("no *.wasm gatherer modules in {}", args.modules.display());
+    }
+    let api = Arc::new(agent::policy::Bridge::new(client, tokio::runtime::Handle::current()));
+    let mut opts = agent::gather::PeriodOptions::new(&args.out);
+    opts.concurrency = config.concurrency;
+    opts.archive_max_bytes = config.archive_max_bytes;
+    let result = agent::gather::run_period(sandbox, api, specs, failures, &opts)
+        .await
+        .context("writing the archive")?;
+    let reports = &result.metadata.status_reports;
+    let failed: Vec<_> = reports.iter().filter(|r| r.errors.is_some() || r.panic.is_some()).collect();
+    eprintln!(
+        "{} gatherers, {} records, {} failed or with errors",
+        reports.len(),
+        reports.iter().map(|r| r.records_count).sum::<u64>(),
+        failed.len()
+    );
+    for r in failed {
+        let kind = r.error_kind.as_deref().unwrap_or("error");
+        let first = r.errors.as_ref().and_then(|e| e.first()).cloned().or_else(|| r.panic.clone()).unwrap_or_default();
+        eprintln!("  {:<20} {kind:<10} {first}", r.name);
+    }
+    println!("{}", result.archive.display());
+    Ok(())
+}
+
