@@ -35,6 +35,33 @@ pub struct AgentConfig {
     pub concurrency: usize,
     /// Uncompressed archive size cap in bytes.
     pub archive_max_bytes: u64,
+    /// `gather-agent run` settings (each can also be a flag or an environment variable;
+    /// flags win, then the environment, then this file).
+    pub run: RunSettings,
+}
+
+/// Settings of the periodic agent that may live in the config file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct RunSettings {
+    /// kubeconfig path.
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// URL of the published `index.json`.
+    pub index_url: Option<String>,
+    /// A local directory of modules, watched for changes.
+    pub modules_dir: Option<std::path::PathBuf>,
+    /// Where archives are written.
+    pub out_dir: Option<std::path::PathBuf>,
+    /// The state directory (cache, last accepted index, status.json).
+    pub state_dir: Option<std::path::PathBuf>,
+    /// Time between periods, such as `2h` or `2s`.
+    pub period: Option<String>,
+    /// Time between index polls, such as `5m`.
+    pub poll_interval: Option<String>,
+    /// Random spread of each period and poll, as a fraction (0.1 = ±10%).
+    pub jitter: Option<f64>,
+    /// The publisher's ed25519 public key (base64, or a path to a file holding it).
+    pub public_key: Option<String>,
 }
 
 impl Default for AgentConfig {
@@ -44,6 +71,7 @@ impl Default for AgentConfig {
             modules: BTreeMap::new(),
             concurrency: 4,
             archive_max_bytes: hostapi::abi::limits::ARCHIVE_BYTES,
+            run: RunSettings::default(),
         }
     }
 }
@@ -93,15 +121,22 @@ impl AgentConfig {
 
     /// The effective limits for `module`: defaults overlaid with its overrides.
     pub fn limits_for(&self, module: &str) -> Result<Limits, String> {
-        let Some(overrides) = self.modules.get(module).and_then(|m| m.limits.as_ref()) else {
-            return Ok(self.limits.clone());
-        };
+        self.limits_with_publisher(module, None)
+    }
+
+    /// The effective limits: the agent's defaults, then what the publisher suggests for the
+    /// module, then the operator's per-module overrides (the operator always wins).
+    pub fn limits_with_publisher(&self, module: &str, publisher: Option<&serde_json::Value>) -> Result<Limits, String> {
         let mut base = serde_json::to_value(&self.limits).map_err(|e| e.to_string())?;
-        let (Some(b), Some(o)) = (base.as_object_mut(), overrides.as_object()) else {
-            return Err(format!("modules.{module}.limits must be an object"));
-        };
-        for (k, v) in o {
-            b.insert(k.clone(), v.clone());
+        let operator = self.modules.get(module).and_then(|m| m.limits.as_ref());
+        for (who, overrides) in [("the index", publisher), ("modules", operator)] {
+            let Some(overrides) = overrides else { continue };
+            let (Some(b), Some(o)) = (base.as_object_mut(), overrides.as_object()) else {
+                return Err(format!("{who}: limits for {module} must be an object"));
+            };
+            for (k, v) in o {
+                b.insert(k.clone(), v.clone());
+            }
         }
         let limits: Limits = serde_json::from_value(base).map_err(|e| format!("modules.{module}.limits: {e}"))?;
         limits.check().map_err(|e| format!("modules.{module}.limits: {e}"))?;
@@ -130,6 +165,13 @@ mod tests {
         assert!(cfg.module("pods").policy.allow_secrets);
         assert!(!cfg.module("nodes").policy.allow_secrets);
         assert_eq!(cfg.limits_for("nodes").unwrap().fuel, hostapi::abi::limits::FUEL);
+    }
+
+    #[test]
+    fn run_settings_nest_under_run() {
+        let cfg: AgentConfig = serde_json::from_str(r#"{"run": {"indexUrl": "http://x/index.json", "period": "2h"}}"#).unwrap();
+        assert_eq!(cfg.run.period.as_deref(), Some("2h"));
+        assert!(serde_json::from_str::<AgentConfig>(r#"{"run": {"perod": "2h"}}"#).is_err());
     }
 
     #[test]

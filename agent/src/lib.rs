@@ -10,15 +10,33 @@
 //! - [`gather`]: one period: run every gatherer concurrently, then write the archive.
 //! - [`sim`]: an API-server-shaped cluster simulator (HTTPS, bearer token, discovery,
 //!   selectors, paging) serving fixture objects; kube-rs and kubectl both accept it.
+//! - [`index`]: the published index format, its ed25519 signature and structural checks.
+//! - [`publish`]: turn a modules directory into a static, content-addressed site.
+//! - [`serve`]: a static server for sites, with strong ETags and 304s.
+//! - [`state`]: the state dir: lock, content-addressed module cache, last accepted index.
+//! - [`status`]: what the agent is doing, persisted as `status.json`.
+//! - [`run`]: the periodic agent: activate staged sets at period start, gather, archive.
+//! - [`update`]: the update loop: poll the index, verify, stage; watch a local modules dir.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`inspect`]: reading archives back for support engineers: summary, ls, show, diff, trends.
 //! - [`kubeclient`]: the host's own kube-rs client and where its config comes from.
 //! - [`tls`]: the single rustls crypto provider (ring) the whole process uses.
 
 pub mod archive;
 pub mod config;
 pub mod gather;
+pub mod index;
+pub mod inspect;
 pub mod pdk;
 pub mod policy;
+pub mod publish;
+pub mod run;
 pub mod sandbox;
+pub mod serve;
+pub mod state;
+pub mod status;
 pub mod kubeclient;
+pub mod metrics;
 pub mod sim;
 pub mod tls;
+pub mod update;

@@ -9,13 +9,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use hostapi::abi::{level, status};
+use hostapi::abi::{level, list as abi_list, status};
 use hostapi::{Manifest, Request, Response};
 use wasmi::{Caller, Extern, Linker};
 
 use crate::archive::{ArchiveWriter, RecordError};
 use crate::policy::{self, BridgeError, Decision, ModulePolicy};
 use crate::sandbox::Limits;
+
+mod list;
 
 /// Something that can answer a gatherer's allowed requests (the kube bridge, or a fake).
 pub trait Api: Send + Sync {
@@ -80,6 +82,37 @@ struct OpenResponse {
     read: usize,
 }
 
+/// A list being read page by page (`list_open`): its current page and where the next one starts.
+struct OpenList {
+    /// The list's path, without the paging parameters the host adds.
+    path: String,
+    fields: list::Fields,
+    strip_managed_fields: bool,
+    /// The current page's items; empty unless the page was a 2xx list.
+    items: Vec<Box<serde_json::value::RawValue>>,
+    /// Whether the current page was a 2xx list (so `list_emit` has items to emit).
+    listed: bool,
+    /// The continue token of the next page; `None` when the list is complete.
+    next: Option<String>,
+    /// The current page as the guest reads it: the projection, or the API's error body.
+    page: OpenResponse,
+}
+
+enum Handle {
+    Response(OpenResponse),
+    List(Box<OpenList>),
+}
+
+impl Handle {
+    /// What `response_*` functions read: a response, or a list's current page.
+    fn current(&mut self) -> &mut OpenResponse {
+        match self {
+            Handle::Response(r) => r,
+            Handle::List(l) => &mut l.page,
+        }
+    }
+}
+
 /// Tracks memory growth against the module's cap and remembers refusals, so a guest that
 /// dies after `memory.grow` failed is reported as out of memory rather than a plain trap.
 #[derive(Debug)]
@@ -121,9 +154,9 @@ pub struct HostState {
     limits: Limits,
     /// When the run must end, whatever the guest is doing.
     pub deadline: Instant,
-    /// Open responses by handle. Handles are never reused, so a stale handle is BAD_HANDLE
-    /// rather than someone else's response.
-    responses: std::collections::BTreeMap<i32, OpenResponse>,
+    /// Open responses and lists by handle. Handles are never reused, so a stale handle is
+    /// BAD_HANDLE rather than someone else's response.
+    handles: std::collections::BTreeMap<i32, Handle>,
     next_handle: i32,
     /// What the run produced.
     pub report: RunReport,
@@ -151,13 +184,14 @@ impl HostState {
             archive,
             config,
             limits,
-            responses: Default::default(),
+            handles: Default::default(),
             next_handle: 1,
             report: RunReport::default(),
         }
     }
 
-    fn log(&mut self, lvl: i32, msg: &str) {
+    /// `log`: writes the host log and, for warn/error/panic, the report.
+    pub fn log(&mut self, lvl: i32, msg: &str) {
         let g = self.gatherer.as_str();
         match lvl {
             level::DEBUG => tracing::debug!(gatherer = g, "{msg}"),
@@ -179,47 +213,117 @@ impl HostState {
         }
     }
 
-    /// Policy check plus the API call; the returned value is a response handle or a status.
-    fn request(&mut self, req: Request) -> i32 {
+    /// `config`: the module's config JSON (empty for none).
+    pub fn config(&self) -> &[u8] {
+        &self.config
+    }
+
+    /// `request`, once its arguments are out of guest memory: checks them (method, path,
+    /// body size), then the limits and the policy, then sends it. Returns a response handle
+    /// or a status.
+    pub fn request(&mut self, req: Request) -> i32 {
+        if !valid_method(&req.method) || !valid_path(&req.path) {
+            return status::BAD_ARGUMENT;
+        }
+        if req.body.len() as u64 > self.limits.response_bytes {
+            return status::TOO_LARGE;
+        }
+        match self.fetch(&req, true) {
+            Ok(response) => self.open(Handle::Response(OpenResponse { response, read: 0 })),
+            Err(code) => code,
+        }
+    }
+
+    /// The request limit, the open-handle limit (when `new_handle`), the policy, then the
+    /// API: what every request, page or not, goes through.
+    fn fetch(&mut self, req: &Request, new_handle: bool) -> Result<Response, i32> {
         if self.report.requests >= u64::from(self.limits.max_requests) {
             self.report.error(format!("request limit of {} per period reached; {} {} refused", self.limits.max_requests, req.method, req.path));
-            return status::LIMIT;
+            return Err(status::LIMIT);
         }
-        if self.responses.len() >= hostapi::abi::limits::OPEN_RESPONSES || self.next_handle == i32::MAX {
-            return status::LIMIT;
+        if new_handle && (self.handles.len() >= hostapi::abi::limits::OPEN_RESPONSES || self.next_handle == i32::MAX) {
+            return Err(status::LIMIT);
         }
         self.report.requests += 1;
-        let response = match policy::decide(&self.manifest, &self.policy, &req.method, &req.path) {
+        match policy::decide(&self.manifest, &self.policy, &req.method, &req.path) {
             Decision::Deny { status: code, reason } => {
                 self.report.policy_denials += 1;
                 let msg = format!("policy: {} {} denied ({code}): {reason}", req.method, req.path);
                 tracing::warn!(gatherer = %self.gatherer, "{msg}");
                 self.report.warn(msg);
-                policy::denied_response(code, &reason)
+                Ok(policy::denied_response(code, &reason))
             }
             Decision::Allow => {
                 let deadline = self.deadline.min(Instant::now() + self.limits.request_timeout());
-                match self.api.send(&self.gatherer, &req, self.limits.response_bytes, deadline) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        let code = e.status();
-                        self.report.error(format!("{} {}: {e}", req.method, req.path));
-                        return code;
-                    }
-                }
+                self.api.send(&self.gatherer, req, self.limits.response_bytes, deadline).map_err(|e| {
+                    self.report.error(format!("{} {}: {e}", req.method, req.path));
+                    e.status()
+                })
             }
-        };
-        let handle = self.next_handle;
+        }
+    }
+
+    fn open(&mut self, handle: Handle) -> i32 {
+        let h = self.next_handle;
         self.next_handle += 1;
-        self.responses.insert(handle, OpenResponse { response, read: 0 });
-        handle
+        self.handles.insert(h, handle);
+        h
     }
 
     fn response(&mut self, handle: i32) -> Option<&mut OpenResponse> {
-        self.responses.get_mut(&handle)
+        self.handles.get_mut(&handle).map(Handle::current)
     }
 
-    fn record(&mut self, name: &str, data: &[u8]) -> i32 {
+    /// `response_status`: the HTTP status, or `BAD_HANDLE`.
+    pub fn response_status(&mut self, handle: i32) -> i32 {
+        self.response(handle).map_or(status::BAD_HANDLE, |r| i32::from(r.response.status))
+    }
+
+    /// `response_size`: the total body length, or `BAD_HANDLE`.
+    pub fn response_size(&mut self, handle: i32) -> i64 {
+        self.response(handle).map_or(i64::from(status::BAD_HANDLE), |r| r.response.body.len() as i64)
+    }
+
+    /// `response_header`: a forwarded header's value (`BAD_HANDLE`, `NOT_FOUND`).
+    pub fn response_header(&mut self, handle: i32, name: &str) -> Result<String, i32> {
+        let r = self.response(handle).ok_or(status::BAD_HANDLE)?;
+        r.response.header(name).map(str::to_owned).ok_or(status::NOT_FOUND)
+    }
+
+    /// `response_read` without the copy: the next at most `len` unread body bytes. The
+    /// cursor moves only with [`HostState::response_advance`], once they are delivered.
+    pub fn response_chunk(&mut self, handle: i32, len: usize) -> Result<&[u8], i32> {
+        let r = self.response(handle).ok_or(status::BAD_HANDLE)?;
+        let end = r.read.saturating_add(len).min(r.response.body.len());
+        Ok(&r.response.body[r.read..end])
+    }
+
+    /// Moves a handle's read cursor past `n` delivered bytes.
+    pub fn response_advance(&mut self, handle: i32, n: usize) {
+        if let Some(r) = self.response(handle) {
+            r.read = (r.read + n).min(r.response.body.len());
+        }
+    }
+
+    /// The status and the unread body of a handle's current response, read to the end (what a
+    /// native guest gets instead of `response_status` + `response_size` + `response_read`).
+    pub fn response_body(&mut self, handle: i32) -> Result<(u16, Vec<u8>), i32> {
+        let r = self.response(handle).ok_or(status::BAD_HANDLE)?;
+        let body = r.response.body[r.read..].to_vec();
+        r.read = r.response.body.len();
+        Ok((r.response.status, body))
+    }
+
+    /// `response_close`: frees a response or list handle.
+    pub fn response_close(&mut self, handle: i32) -> i32 {
+        match self.handles.remove(&handle) {
+            Some(_) => status::OK,
+            None => status::BAD_HANDLE,
+        }
+    }
+
+    /// `record`: one record into the archive; an ABI status.
+    pub fn record(&mut self, name: &str, data: &[u8]) -> i32 {
         match self.archive.add(name, data) {
             Ok(()) => {
                 self.report.records += 1;
@@ -237,6 +341,122 @@ impl HostState {
             }
         }
     }
+
+    /// `list_open`: checks the arguments, fetches the first page of `path` and returns a
+    /// list handle (or a status). See ABI.md §5.13.
+    pub fn list_open(&mut self, path: &str, fields: &str, flags: i32) -> i32 {
+        if !valid_path(path) || list::check_path(path).is_err() || flags & !abi_list::KNOWN_FLAGS != 0 {
+            return status::BAD_ARGUMENT;
+        }
+        let Ok(fields) = list::Fields::parse(fields) else { return status::BAD_ARGUMENT };
+        let req = Request::get(list::page_path(path, None));
+        let response = match self.fetch(&req, true) {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
+        let mut open = Box::new(OpenList {
+            path: path.to_owned(),
+            fields,
+            strip_managed_fields: flags & abi_list::STRIP_MANAGED_FIELDS != 0,
+            items: Vec::new(),
+            listed: false,
+            next: None,
+            page: OpenResponse { response: Response::default(), read: 0 },
+        });
+        if let Err(code) = self.set_page(&mut open, &req, response) {
+            return code;
+        }
+        self.open(Handle::List(open))
+    }
+
+    /// `list_next`: 0 when the list is complete, else fetches the next page and returns its
+    /// HTTP status (or a status code, leaving the current page in place).
+    pub fn list_next(&mut self, handle: i32) -> i32 {
+        let Some(Handle::List(open)) = self.handles.get_mut(&handle) else { return status::BAD_HANDLE };
+        let Some(next) = open.next.clone() else { return 0 };
+        let req = Request::get(list::page_path(&open.path, Some(&next)));
+        let response = match self.fetch(&req, false) {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
+        let Some(Handle::List(mut open)) = self.handles.remove(&handle) else { unreachable!("checked above") };
+        let result = self.set_page(&mut open, &req, response);
+        self.handles.insert(handle, Handle::List(open));
+        match result {
+            Ok(code) => code,
+            Err(code) => code,
+        }
+    }
+
+    /// Makes `response` the list's current page; its HTTP status, or `BAD_ARGUMENT` when a
+    /// 2xx body is not a list (the list then ends).
+    fn set_page(&mut self, open: &mut OpenList, req: &Request, response: Response) -> Result<i32, i32> {
+        let code = i32::from(response.status);
+        open.items = Vec::new();
+        open.listed = false;
+        open.next = None;
+        if !response.is_success() {
+            open.page = OpenResponse { response, read: 0 };
+            return Ok(code);
+        }
+        let page = list::parse_page(&response.body).map_err(|e| {
+            self.report.error(format!("{} {}: {e}", req.method, req.path));
+            status::BAD_ARGUMENT
+        })?;
+        let body = open.fields.project(&page.items);
+        let headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+        open.page = OpenResponse { response: Response { status: response.status, headers, body }, read: 0 };
+        open.items = page.items;
+        open.next = page.next;
+        open.listed = true;
+        Ok(code)
+    }
+
+    /// `list_emit`: writes item `index` of the list's current page (or every item, for
+    /// `ALL_ITEMS`) as a record named by `template`. One item: the record's status. All
+    /// items: how many were accepted; refusals are reported as for `record`.
+    pub fn list_emit(&mut self, handle: i32, index: i32, template: &str) -> i32 {
+        let Ok(tpl) = list::Template::parse(template) else { return status::BAD_ARGUMENT };
+        let Some(Handle::List(open)) = self.handles.get_mut(&handle) else { return status::BAD_HANDLE };
+        if !open.listed {
+            return status::BAD_ARGUMENT;
+        }
+        let range = match index {
+            abi_list::ALL_ITEMS => 0..open.items.len(),
+            i if i >= 0 && (i as usize) < open.items.len() => i as usize..i as usize + 1,
+            _ => return status::BAD_ARGUMENT,
+        };
+        let strip = open.strip_managed_fields;
+        // Borrowed out while records are written (which needs `self`), then put back.
+        let items = std::mem::take(&mut open.items);
+        let mut accepted = 0;
+        let mut last = status::OK;
+        for item in &items[range] {
+            let (data, meta) = list::render_item(item, strip);
+            last = match tpl.expand(&meta) {
+                Ok(name) => self.record(&name, &data),
+                Err(e) => {
+                    self.report.error(format!("record from template {template:?} refused: {e}"));
+                    status::BAD_NAME
+                }
+            };
+            accepted += i32::from(last == status::OK);
+        }
+        if let Some(Handle::List(open)) = self.handles.get_mut(&handle) {
+            open.items = items;
+        }
+        if index == abi_list::ALL_ITEMS { accepted } else { last }
+    }
+}
+
+/// 1–16 ASCII upper-case letters.
+fn valid_method(m: &str) -> bool {
+    !m.is_empty() && m.len() <= 16 && m.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+/// 1–8192 bytes (the policy judges the rest).
+fn valid_path(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 8192
 }
 
 /// Whether `[ptr, ptr+len)` lies inside guest memory.
@@ -290,12 +510,14 @@ fn copy_out(caller: &mut Caller<'_, HostState>, bytes: &[u8], buf: i32, buf_len:
     if write_guest(caller, buf, bytes) { needed } else { status::BAD_POINTER }
 }
 
-/// The host functions, ready to instantiate modules against.
+/// The host functions, ready to instantiate modules against. Each one only moves bytes in
+/// and out of guest memory; the work is done by the [`HostState`] method of the same name,
+/// which the native host (`native.rs`) calls too.
 pub fn linker(engine: &wasmi::Engine) -> Linker<HostState> {
     let m = hostapi::abi::IMPORT_MODULE;
     let mut linker = Linker::new(engine);
     linker
-        .func_wrap(m, "log", |caller: Caller<'_, HostState>, lvl: i32, ptr: i32, len: i32| -> i32 {
+        .func_wrap(m, "log", |mut caller: Caller<'_, HostState>, lvl: i32, ptr: i32, len: i32| -> i32 {
             if !in_bounds(&caller, ptr, len) {
                 return status::BAD_POINTER;
             }
@@ -305,14 +527,13 @@ pub fn linker(engine: &wasmi::Engine) -> Linker<HostState> {
             let len = (len as u32).min(MAX_LOG_BYTES as u32) as i32;
             let Some(bytes) = read_guest(&caller, ptr, len) else { return status::BAD_POINTER };
             let msg = String::from_utf8_lossy(&bytes).into_owned();
-            let mut caller = caller;
             caller.data_mut().log(lvl, &msg);
             status::OK
         })
         .expect("log is defined once");
     linker
         .func_wrap(m, "config", |mut caller: Caller<'_, HostState>, buf: i32, len: i32| -> i32 {
-            let config = caller.data().config.clone();
+            let config = caller.data().config().to_vec();
             copy_out(&mut caller, &config, buf, len)
         })
         .expect("config is defined once");
@@ -321,13 +542,14 @@ pub fn linker(engine: &wasmi::Engine) -> Linker<HostState> {
             m,
             "request",
             |mut caller: Caller<'_, HostState>, mp: i32, ml: i32, pp: i32, pl: i32, hp: i32, hl: i32, bp: i32, bl: i32| -> i32 {
+                // Read and checked in ABI order, so the first bad argument decides the status.
                 let method = match read_str(&caller, mp, ml) {
-                    Ok(m) if !m.is_empty() && m.len() <= 16 && m.bytes().all(|b| b.is_ascii_uppercase()) => m,
+                    Ok(m) if valid_method(&m) => m,
                     Ok(_) => return status::BAD_ARGUMENT,
                     Err(code) => return code,
                 };
                 let path = match read_str(&caller, pp, pl) {
-                    Ok(p) if !p.is_empty() && p.len() <= 8192 => p,
+                    Ok(p) if valid_path(&p) => p,
                     Ok(_) => return status::BAD_ARGUMENT,
                     Err(code) => return code,
                 };
@@ -348,12 +570,12 @@ pub fn linker(engine: &wasmi::Engine) -> Linker<HostState> {
         .expect("request is defined once");
     linker
         .func_wrap(m, "response_status", |mut caller: Caller<'_, HostState>, h: i32| -> i32 {
-            caller.data_mut().response(h).map_or(status::BAD_HANDLE, |r| i32::from(r.response.status))
+            caller.data_mut().response_status(h)
         })
         .expect("response_status is defined once");
     linker
         .func_wrap(m, "response_size", |mut caller: Caller<'_, HostState>, h: i32| -> i64 {
-            caller.data_mut().response(h).map_or(i64::from(status::BAD_HANDLE), |r| r.response.body.len() as i64)
+            caller.data_mut().response_size(h)
         })
         .expect("response_size is defined once");
     linker
@@ -365,14 +587,10 @@ pub fn linker(engine: &wasmi::Engine) -> Linker<HostState> {
                     Ok(n) => n,
                     Err(code) => return code,
                 };
-                let value = match caller.data_mut().response(h) {
-                    None => return status::BAD_HANDLE,
-                    Some(r) => match r.response.header(&name) {
-                        Some(v) => v.as_bytes().to_vec(),
-                        None => return status::NOT_FOUND,
-                    },
-                };
-                copy_out(&mut caller, &value, buf, bl)
+                match caller.data_mut().response_header(h, &name) {
+                    Ok(value) => copy_out(&mut caller, value.as_bytes(), buf, bl),
+                    Err(code) => code,
+                }
             },
         )
         .expect("response_header is defined once");
@@ -381,31 +599,29 @@ pub fn linker(engine: &wasmi::Engine) -> Linker<HostState> {
             if !in_bounds(&caller, buf, len) {
                 return status::BAD_POINTER;
             }
-            let chunk = match caller.data_mut().response(h) {
-                None => return status::BAD_HANDLE,
-                Some(r) => {
-                    let end = r.read.saturating_add(len as u32 as usize).min(r.response.body.len());
-                    r.response.body[r.read..end].to_vec()
-                }
-            };
-            if chunk.is_empty() {
-                return 0;
-            }
-            if !write_guest(&mut caller, buf, &chunk) {
+            let Some(memory) = caller.get_export(hostapi::abi::MEMORY).and_then(Extern::into_memory) else {
                 return status::BAD_POINTER;
+            };
+            // Guest memory and host state are disjoint borrows of the store: copy straight
+            // from the response into the guest, with no intermediate buffer.
+            let (data, state) = memory.data_and_store_mut(&mut caller);
+            let chunk = match state.response_chunk(h, len as u32 as usize) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let start = buf as u32 as usize;
+            let n = chunk.len();
+            match data.get_mut(start..start + n) {
+                Some(dst) => dst.copy_from_slice(chunk),
+                None => return status::BAD_POINTER,
             }
-            if let Some(r) = caller.data_mut().response(h) {
-                r.read += chunk.len();
-            }
-            chunk.len() as i32
+            state.response_advance(h, n);
+            n as i32
         })
         .expect("response_read is defined once");
     linker
         .func_wrap(m, "response_close", |mut caller: Caller<'_, HostState>, h: i32| -> i32 {
-            match caller.data_mut().responses.remove(&h) {
-                Some(_) => status::OK,
-                None => status::BAD_HANDLE,
-            }
+            caller.data_mut().response_close(h)
         })
         .expect("response_close is defined once");
     linker
@@ -415,10 +631,47 @@ pub fn linker(engine: &wasmi::Engine) -> Linker<HostState> {
                 Err(status::BAD_ARGUMENT) => return status::BAD_NAME,
                 Err(code) => return code,
             };
-            let Some(data) = read_guest(&caller, dp, dl) else { return status::BAD_POINTER };
-            caller.data_mut().record(&name, &data)
+            if !in_bounds(&caller, dp, dl) {
+                return status::BAD_POINTER;
+            }
+            let Some(memory) = caller.get_export(hostapi::abi::MEMORY).and_then(Extern::into_memory) else {
+                return status::BAD_POINTER;
+            };
+            // The record is compressed straight out of guest memory, with no copy.
+            let (data, state) = memory.data_and_store_mut(&mut caller);
+            let start = dp as u32 as usize;
+            state.record(&name, &data[start..start + dl as u32 as usize])
         })
         .expect("record is defined once");
+    linker
+        .func_wrap(
+            m,
+            "list_open",
+            |mut caller: Caller<'_, HostState>, pp: i32, pl: i32, fp: i32, fl: i32, flags: i32| -> i32 {
+                let path = match read_str(&caller, pp, pl) {
+                    Ok(p) => p,
+                    Err(code) => return code,
+                };
+                let fields = match read_str(&caller, fp, fl) {
+                    Ok(f) => f,
+                    Err(code) => return code,
+                };
+                caller.data_mut().list_open(&path, &fields, flags)
+            },
+        )
+        .expect("list_open is defined once");
+    linker
+        .func_wrap(m, "list_next", |mut caller: Caller<'_, HostState>, h: i32| -> i32 { caller.data_mut().list_next(h) })
+        .expect("list_next is defined once");
+    linker
+        .func_wrap(m, "list_emit", |mut caller: Caller<'_, HostState>, h: i32, index: i32, np: i32, nl: i32| -> i32 {
+            let template = match read_str(&caller, np, nl) {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            caller.data_mut().list_emit(h, index, &template)
+        })
+        .expect("list_emit is defined once");
     linker
 }
 
@@ -435,5 +688,9 @@ pub fn import_signatures() -> Vec<(&'static str, Vec<wasmi::ValType>, Vec<wasmi:
         ("response_read", vec![I32; 3], vec![I32]),
         ("response_close", vec![I32], vec![I32]),
         ("record", vec![I32; 4], vec![I32]),
+        // Added to ABI 1 as optional imports (ABI.md §5.13).
+        ("list_open", vec![I32; 5], vec![I32]),
+        ("list_next", vec![I32], vec![I32]),
+        ("list_emit", vec![I32; 4], vec![I32]),
     ]
 }

@@ -97,6 +97,20 @@ pub fn decide(manifest: &Manifest, policy: &ModulePolicy, method: &str, path: &s
     Decision::Allow
 }
 
+/// Checks at activation time that everything a module declares is allowed by the operator's
+/// policy, so a module that could only be denied at run time is refused up front.
+pub fn check_declared(manifest: &Manifest, policy: &ModulePolicy) -> Result<(), String> {
+    for p in &manifest.permissions {
+        if p.method != "GET" && !policy.allow_methods.iter().any(|m| m.eq_ignore_ascii_case(&p.method)) {
+            return Err(format!("declares {p}, but gatherers are GET-only unless the operator allows {}", p.method));
+        }
+        if is_secrets_path(&p.path.replace('*', "x")) && !policy.allow_secrets {
+            return Err(format!("declares {p}, but Secrets are not allowed for {:?}", manifest.name));
+        }
+    }
+    Ok(())
+}
+
 /// A `Status` body for a locally denied request, so guests parse it like any API error.
 pub fn denied_response(status: u16, reason: &str) -> Response {
     let body = serde_json::json!({

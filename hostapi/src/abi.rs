@@ -63,6 +63,21 @@ pub mod status {
     }
 }
 
+/// The paged-list functions (`list_open`, `list_next`, `list_emit`), added to ABI 1 as
+/// optional imports: see ABI.md §5.13.
+pub mod list {
+    /// `list_open` flag: remove `metadata.managedFields` from every item `list_emit` writes.
+    pub const STRIP_MANAGED_FIELDS: i32 = 1;
+    /// Every flag this host understands; any other bit is `BAD_ARGUMENT`.
+    pub const KNOWN_FLAGS: i32 = STRIP_MANAGED_FIELDS;
+    /// `list_emit` index meaning "every item of the current page".
+    pub const ALL_ITEMS: i32 = -1;
+    /// Items per page: the `limit` the host sends with every page request.
+    pub const PAGE_SIZE: u32 = 500;
+    /// Most projection fields one list may ask for.
+    pub const MAX_FIELDS: usize = 32;
+}
+
 /// Log levels for the `log` host function. Warnings and errors also land in the report.
 pub mod level {
     /// Debug detail, host log only.

@@ -2,6 +2,9 @@
 //! macro that declares a module's manifest and entry point.
 //!
 //! Gatherer crates use only this module's safe API; the `unsafe` glue lives here, once.
+//! Big lists are best left to the host: [`emit_list`] writes every item of a list as a record
+//! without the items entering the guest, and [`List`] pages through a list showing the guest
+//! only the fields it decides on.
 //! Built for `wasm32-unknown-unknown` it calls the host imports. Built natively it calls a
 //! [`NativeHost`] installed with [`with_native_host`], so the same gatherer source runs
 //! without wasm (for quick tests and as a performance baseline).
@@ -65,6 +68,18 @@ pub trait NativeHost {
     fn request(&mut self, req: &Request) -> Result<Response, i32>;
     /// Emits a record; returns an ABI status code.
     fn record(&mut self, name: &str, data: &[u8]) -> i32;
+    /// `list_open`: fetches the first page of `path`; a handle, or an ABI status code.
+    /// `fields` is the wire form: projection pointers joined by `\n`.
+    fn list_open(&mut self, path: &str, fields: &str, flags: i32) -> i32;
+    /// `list_next`: 0 when the list is complete, else the next page's HTTP status (or a status code).
+    fn list_next(&mut self, handle: i32) -> i32;
+    /// `list_emit`: emits item `index` (or every item, for [`crate::abi::list::ALL_ITEMS`]).
+    fn list_emit(&mut self, handle: i32, index: i32, template: &str) -> i32;
+    /// The HTTP status and whole body of a handle's current response (what `response_status`,
+    /// `response_size` and `response_read` give a wasm guest).
+    fn response_body(&mut self, handle: i32) -> Result<(u16, Vec<u8>), i32>;
+    /// `response_close`.
+    fn response_close(&mut self, handle: i32) -> i32;
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -97,6 +112,37 @@ mod backend {
     }
     pub fn record(name: &str, data: &[u8]) -> i32 {
         with(|h| h.record(name, data))
+    }
+    pub fn list_open(path: &str, fields: &str, flags: i32) -> i32 {
+        with(|h| h.list_open(path, fields, flags))
+    }
+    pub fn list_next(handle: i32) -> i32 {
+        with(|h| h.list_next(handle))
+    }
+    pub fn list_emit(handle: i32, index: i32, template: &str) -> i32 {
+        with(|h| h.list_emit(handle, index, template))
+    }
+    pub fn response_body(handle: i32) -> Result<(u16, Vec<u8>), i32> {
+        with(|h| h.response_body(handle))
+    }
+    pub fn response_close(handle: i32) -> i32 {
+        with(|h| h.response_close(handle))
+    }
+
+    /// Reports a panic message to this thread's host; `false` when there is none to tell
+    /// (or it is busy: the panic happened inside a host call).
+    pub fn log_panic(msg: &str) -> bool {
+        HOST.try_with(|h| match h.try_borrow_mut() {
+            Ok(mut h) => match h.as_mut() {
+                Some(host) => {
+                    host.log(crate::abi::level::PANIC, msg);
+                    true
+                }
+                None => false,
+            },
+            Err(_) => false,
+        })
+        .unwrap_or(false)
     }
 }
 
@@ -134,6 +180,12 @@ mod backend {
         fn sys_response_close(handle: i32) -> i32;
         #[link_name = "record"]
         fn sys_record(name: *const u8, nl: usize, data: *const u8, dl: usize) -> i32;
+        #[link_name = "list_open"]
+        fn sys_list_open(p: *const u8, pl: usize, f: *const u8, fl: usize, flags: i32) -> i32;
+        #[link_name = "list_next"]
+        fn sys_list_next(handle: i32) -> i32;
+        #[link_name = "list_emit"]
+        fn sys_list_emit(handle: i32, index: i32, name: *const u8, nl: usize) -> i32;
     }
 
     pub fn log(level: i32, msg: &str) {
@@ -189,11 +241,27 @@ mod backend {
         if handle < 0 {
             return Err(handle);
         }
-        // SAFETY: plain integer calls on a handle the host just gave us.
+        let (status_code, body) = match response_body(handle) {
+            Ok(r) => r,
+            Err(code) => {
+                response_close(handle);
+                return Err(code);
+            }
+        };
+        let headers = FORWARDED_RESPONSE_HEADERS
+            .iter()
+            .filter_map(|h| header(handle, h).map(|v| (h.to_string(), v)))
+            .collect();
+        response_close(handle);
+        Ok(Response { status: status_code, headers, body })
+    }
+
+    /// Reads a handle's status and whole body (the read cursor must be at the start).
+    pub fn response_body(handle: i32) -> Result<(u16, Vec<u8>), i32> {
+        // SAFETY: plain integer calls on a handle the host gave us.
         let status_code = unsafe { sys_response_status(handle) };
         let size = unsafe { sys_response_size(handle) };
         if status_code < 0 || size < 0 {
-            unsafe { sys_response_close(handle) };
             return Err(status::BAD_HANDLE);
         }
         let mut body = vec![0u8; size as usize];
@@ -203,7 +271,6 @@ mod backend {
             // SAFETY: rest is a writable region of rest.len() bytes.
             let n = unsafe { sys_response_read(handle, rest.as_mut_ptr(), rest.len()) };
             if n < 0 {
-                unsafe { sys_response_close(handle) };
                 return Err(n);
             }
             if n == 0 {
@@ -212,18 +279,32 @@ mod backend {
             filled += n as usize;
         }
         body.truncate(filled);
-        let headers = FORWARDED_RESPONSE_HEADERS
-            .iter()
-            .filter_map(|h| header(handle, h).map(|v| (h.to_string(), v)))
-            .collect();
-        // SAFETY: closing a handle we own.
-        unsafe { sys_response_close(handle) };
-        Ok(Response { status: status_code as u16, headers, body })
+        Ok((status_code as u16, body))
+    }
+
+    pub fn response_close(handle: i32) -> i32 {
+        // SAFETY: closing a handle; the host checks it.
+        unsafe { sys_response_close(handle) }
     }
 
     pub fn record(name: &str, data: &[u8]) -> i32 {
         // SAFETY: both regions are live for the call.
         unsafe { sys_record(name.as_ptr(), name.len(), data.as_ptr(), data.len()) }
+    }
+
+    pub fn list_open(path: &str, fields: &str, flags: i32) -> i32 {
+        // SAFETY: both regions are live, immutable strings.
+        unsafe { sys_list_open(path.as_ptr(), path.len(), fields.as_ptr(), fields.len(), flags) }
+    }
+
+    pub fn list_next(handle: i32) -> i32 {
+        // SAFETY: a plain integer call.
+        unsafe { sys_list_next(handle) }
+    }
+
+    pub fn list_emit(handle: i32, index: i32, template: &str) -> i32 {
+        // SAFETY: the template is a live, immutable string.
+        unsafe { sys_list_emit(handle, index, template.as_ptr(), template.len()) }
     }
 }
 
@@ -284,6 +365,9 @@ pub fn get_json<T: serde::de::DeserializeOwned>(path: &str) -> Result<T> {
 }
 
 /// Lists every item at `path`, following `limit`/`continue` pages of 500.
+///
+/// Holds the whole list in guest memory and parses it in the guest: fine for tens of objects;
+/// for big lists use [`emit_list`] or [`List`], which leave the bulk work to the host.
 pub fn list_all(path: &str) -> Result<Vec<Value>> {
     let sep = if path.contains('?') { '&' } else { '?' };
     let mut items = Vec::new();
@@ -305,6 +389,152 @@ pub fn list_all(path: &str) -> Result<Vec<Value>> {
         if token.is_none() {
             return Ok(items);
         }
+    }
+}
+
+/// Emits every item listed at `path` as a record named from `template` (`{name}` and
+/// `{namespace}` are the item's), without `metadata.managedFields`; returns how many records
+/// were accepted.
+///
+/// The host pages through the list and writes the records itself (ABI §5.13): the items never
+/// enter the gatherer, so this costs the same in wasm as natively and memory stays bounded by
+/// one page. A record the archive refuses (duplicate, size cap) is reported by the host and
+/// skipped; a non-2xx page ends the list with [`Error::Status`].
+///
+/// ```ignore
+/// guest::emit_list("/api/v1/nodes", "config/node/{name}.json")?;
+/// ```
+pub fn emit_list(path: &str, template: &str) -> Result<u64> {
+    let mut list = List::open(path, &[])?;
+    let mut emitted = 0;
+    while let Some(page) = list.next_page()? {
+        emitted += page.emit_all(template)?;
+    }
+    Ok(emitted)
+}
+
+/// A list read page by page through the host, seeing only projections of its items
+/// (ABI §5.13). Closed on drop.
+///
+/// ```ignore
+/// let mut pods = guest::List::open("/api/v1/pods", &["/metadata/namespace", "/status/phase"])?;
+/// while let Some(page) = pods.next_page()? {
+///     for pod in page.items() {
+///         if pod["/status/phase"] == "Failed" {
+///             pod.emit("config/pod/{namespace}/{name}.json")?;
+///         }
+///     }
+/// }
+/// ```
+pub struct List {
+    handle: i32,
+    path: String,
+    fields: Vec<String>,
+    /// Whether the page fetched by `list_open` is still to be handed out.
+    first: bool,
+}
+
+impl List {
+    /// Opens the list at `path` (its first page is fetched now). Each field is a JSON Pointer
+    /// into an item (`/status/phase`), where a `*` segment takes every element of an array
+    /// (`/status/containerStatuses/*/restartCount`).
+    pub fn open(path: &str, fields: &[&str]) -> Result<List> {
+        let wire = fields.join("\n");
+        let handle = backend::list_open(path, &wire, crate::abi::list::STRIP_MANAGED_FIELDS);
+        if handle < 0 {
+            return Err(Error::Host { call: "list_open", code: handle });
+        }
+        let path = path.to_owned();
+        Ok(List { handle, path, fields: fields.iter().map(|f| (*f).to_owned()).collect(), first: true })
+    }
+
+    /// The next page, or `None` when the list is complete. A non-2xx page is [`Error::Status`].
+    pub fn next_page(&mut self) -> Result<Option<Page<'_>>> {
+        if !std::mem::take(&mut self.first) {
+            match backend::list_next(self.handle) {
+                0 => return Ok(None),
+                code if code < 0 => return Err(Error::Host { call: "list_next", code }),
+                _ => {}
+            }
+        }
+        let (status_code, body) =
+            backend::response_body(self.handle).map_err(|code| Error::Host { call: "response_read", code })?;
+        let resp = Response { status: status_code, headers: Vec::new(), body };
+        if !resp.is_success() {
+            return Err(status_error(&self.path, &resp));
+        }
+        let rows: Vec<Vec<Value>> =
+            serde_json::from_slice(&resp.body).map_err(|e| Error::Json(format!("list {}: {e}", self.path)))?;
+        Ok(Some(Page { list: self, rows }))
+    }
+}
+
+impl Drop for List {
+    fn drop(&mut self) {
+        backend::response_close(self.handle);
+    }
+}
+
+/// One page of a [`List`]: the projections of its items.
+pub struct Page<'a> {
+    list: &'a List,
+    rows: Vec<Vec<Value>>,
+}
+
+impl Page<'_> {
+    /// Items on this page.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether the page has no items.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The page's items, in list order.
+    pub fn items(&self) -> impl Iterator<Item = Item<'_>> {
+        self.rows.iter().enumerate().map(|(index, values)| Item { list: self.list, index, values })
+    }
+
+    /// Emits every item of the page (see [`emit_list`]); returns how many were accepted.
+    pub fn emit_all(&self, template: &str) -> Result<u64> {
+        match backend::list_emit(self.list.handle, crate::abi::list::ALL_ITEMS, template) {
+            code if code < 0 => Err(Error::Host { call: "list_emit", code }),
+            n => Ok(n as u64),
+        }
+    }
+}
+
+/// One item of a [`Page`]: the values of the list's fields, by field.
+pub struct Item<'a> {
+    list: &'a List,
+    index: usize,
+    values: &'a [Value],
+}
+
+impl Item<'_> {
+    /// The value of `field` (one of the fields the list was opened with), or `null`.
+    pub fn get(&self, field: &str) -> &Value {
+        const NULL: &Value = &Value::Null;
+        self.list.fields.iter().position(|f| f == field).and_then(|i| self.values.get(i)).unwrap_or(NULL)
+    }
+
+    /// Emits the whole item (as the API server sent it, without `metadata.managedFields`) as
+    /// the record named by `template` (`{name}` and `{namespace}` are the item's). The item
+    /// itself never enters the gatherer.
+    pub fn emit(&self, template: &str) -> Result<()> {
+        match backend::list_emit(self.list.handle, self.index as i32, template) {
+            status::OK => Ok(()),
+            code => Err(Error::Host { call: "list_emit", code }),
+        }
+    }
+}
+
+impl std::ops::Index<&str> for Item<'_> {
+    type Output = Value;
+    fn index(&self, field: &str) -> &Value {
+        self.get(field)
     }
 }
 
@@ -364,7 +594,7 @@ pub fn namespace_of(obj: &Value) -> &str {
 /// runs the gatherer, and turns its result into the ABI's return code.
 #[doc(hidden)]
 pub fn __run(run: fn() -> Result<()>) -> i32 {
-    std::panic::set_hook(Box::new(|info| backend::log(level::PANIC, &info.to_string())));
+    install_panic_hook();
     match run() {
         Ok(()) => 0,
         Err(e) => {
@@ -372,6 +602,26 @@ pub fn __run(run: fn() -> Result<()>) -> i32 {
             1
         }
     }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| backend::log(level::PANIC, &info.to_string())));
+}
+
+/// Natively the hook is process-wide and shared with the host program, so it is installed
+/// once and hands panics on threads without a [`NativeHost`] to the previous hook.
+#[cfg(not(target_arch = "wasm32"))]
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !backend::log_panic(&info.to_string()) {
+                previous(info);
+            }
+        }));
+    });
 }
 
 /// Copies a `&str` into a fixed-size array at compile time (for the manifest custom section).

@@ -10,9 +10,6 @@ hostapi::gatherer! {
 }
 
 fn gather() -> Result<()> {
-    for co in guest::list_all("/apis/config.openshift.io/v1/clusteroperators")? {
-        let name = format!("config/clusteroperator/{}.json", guest::name_of(&co));
-        guest::record_json(&name, co)?;
-    }
+    guest::emit_list("/apis/config.openshift.io/v1/clusteroperators", "config/clusteroperator/{name}.json")?;
     Ok(())
 }

@@ -10,9 +10,6 @@ hostapi::gatherer! {
 }
 
 fn gather() -> Result<()> {
-    for pool in guest::list_all("/apis/machineconfiguration.openshift.io/v1/machineconfigpools")? {
-        let name = format!("config/machineconfigpools/{}.json", guest::name_of(&pool));
-        guest::record_json(&name, pool)?;
-    }
+    guest::emit_list("/apis/machineconfiguration.openshift.io/v1/machineconfigpools", "config/machineconfigpools/{name}.json")?;
     Ok(())
 }

@@ -10,11 +10,8 @@ hostapi::gatherer! {
 }
 
 fn gather() -> Result<()> {
-    let nodes = guest::list_all("/api/v1/nodes")?;
-    guest::log(format!("{} nodes", nodes.len()));
-    for node in nodes {
-        let name = format!("config/node/{}.json", guest::name_of(&node));
-        guest::record_json(&name, node)?;
-    }
+    // The host pages through the list and writes each node (minus managedFields) itself.
+    let n = guest::emit_list("/api/v1/nodes", "config/node/{name}.json")?;
+    guest::log(format!("{n} nodes"));
     Ok(())
 }

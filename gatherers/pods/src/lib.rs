@@ -1,9 +1,12 @@
 //! Gathers pods that need attention, with the Insights Operator's rule: in an `openshift-*`
 //! namespace, and either not Running/Succeeded or with a restarted container.
 //! Written to `config/pod/<namespace>/<name>.json`.
+//!
+//! The rule runs here, on a projection of each pod (four small fields); the host pages
+//! through the list and writes the chosen pods, so a 50,000-pod cluster never has to fit in
+//! this module's memory.
 
-use hostapi::guest::{self, Result};
-use serde_json::Value;
+use hostapi::guest::{self, Item, List, Result};
 
 hostapi::gatherer! {
     name: "pods",
@@ -12,27 +15,31 @@ hostapi::gatherer! {
     run: gather,
 }
 
-fn restarted(pod: &Value) -> bool {
-    ["/status/containerStatuses", "/status/initContainerStatuses"].iter().any(|p| {
-        pod.pointer(p)
-            .and_then(Value::as_array)
-            .is_some_and(|cs| cs.iter().any(|c| c["restartCount"].as_i64().unwrap_or(0) > 0))
-    })
+const NAMESPACE: &str = "/metadata/namespace";
+const PHASE: &str = "/status/phase";
+const RESTARTS: &str = "/status/containerStatuses/*/restartCount";
+const INIT_RESTARTS: &str = "/status/initContainerStatuses/*/restartCount";
+
+fn restarted(pod: &Item) -> bool {
+    [RESTARTS, INIT_RESTARTS]
+        .iter()
+        .any(|f| pod[*f].as_array().is_some_and(|counts| counts.iter().any(|c| c.as_i64().unwrap_or(0) > 0)))
 }
 
-fn needs_attention(pod: &Value) -> bool {
-    let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
-    guest::namespace_of(pod).starts_with("openshift-") && (!matches!(phase, "Running" | "Succeeded") || restarted(pod))
+fn needs_attention(pod: &Item) -> bool {
+    let phase = pod[PHASE].as_str().unwrap_or("");
+    pod[NAMESPACE].as_str().unwrap_or("").starts_with("openshift-") && (!matches!(phase, "Running" | "Succeeded") || restarted(pod))
 }
 
 fn gather() -> Result<()> {
-    let pods = guest::list_all("/api/v1/pods")?;
-    let total = pods.len();
-    let mut kept = 0;
-    for pod in pods.into_iter().filter(needs_attention) {
-        let name = format!("config/pod/{}/{}.json", guest::namespace_of(&pod), guest::name_of(&pod));
-        guest::record_json(&name, pod)?;
-        kept += 1;
+    let mut pods = List::open("/api/v1/pods", &[NAMESPACE, PHASE, RESTARTS, INIT_RESTARTS])?;
+    let (mut total, mut kept) = (0, 0);
+    while let Some(page) = pods.next_page()? {
+        total += page.len();
+        for pod in page.items().filter(needs_attention) {
+            pod.emit("config/pod/{namespace}/{name}.json")?;
+            kept += 1;
+        }
     }
     guest::log(format!("{kept} of {total} pods need attention"));
     Ok(())

@@ -4,6 +4,10 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod gather;
+mod inspect;
+mod publish;
+mod run;
+mod serve;
 mod sim;
 
 /// gather-agent: an Insights-Operator-style data gatherer whose gatherers are sandboxed,
@@ -46,9 +50,42 @@ enum Command {
     /// in-cluster service account, in that order.
     #[command(verbatim_doc_comment)]
     Gather(gather::GatherArgs),
+    /// Run periodically: poll an index URL and/or watch a modules directory for gatherer
+    /// versions, verify them, hot-swap at the start of the next period, gather, archive.
+    ///
+    ///   gather-agent run --kubeconfig k.yaml --index-url http://127.0.0.1:8000/index.json \
+    ///       --public-key KEY --out archives/ --state-dir state/ --period 2h --poll-interval 5m
+    ///
+    /// Every setting can also come from an environment variable (GATHER_AGENT_*) or the
+    /// `run` section of --config FILE; flags win, then the environment, then the file.
+    #[command(verbatim_doc_comment)]
+    Run(run::RunArgs),
+    /// Publish a directory of gatherer modules as a static site (index.json + <sha256>.wasm).
+    ///
+    ///   gather-agent keygen --out publisher.key
+    ///   gather-agent publish --modules target/gatherers --out site/ --key publisher.key
+    ///   gather-agent serve site/
+    ///
+    /// The serial increases with every publish; agents refuse a lower one. Unchanged modules
+    /// add no new file. With --key, index.json.sig is a detached ed25519 signature over the
+    /// exact bytes of index.json.
+    #[command(verbatim_doc_comment)]
+    Publish(publish::PublishArgs),
+    /// Make an ed25519 keypair for signing indexes (KEYFILE and KEYFILE.pub).
+    Keygen(publish::KeygenArgs),
+    /// Serve a published site over HTTP with strong ETags (If-None-Match answered with 304).
+    Serve(serve::ServeArgs),
     /// A tour on the embedded sample cluster, with no cluster and no network: start the
     /// simulator, talk to it with the kube-rs client, run the wasm gatherers once.
     Demo(demo::DemoArgs),
+    /// Read archives back: a summary, records, one record, metadata, a diff between two
+    /// periods, or a directory of archives over time (with an HTML report).
+    ///
+    /// For support engineers, on a laptop: no cluster needed. --json works everywhere, and
+    /// archives written by the Insights Operator itself work too. The commands and examples
+    /// follow below.
+    #[command(verbatim_doc_comment)]
+    Inspect(inspect::InspectArgs),
 }
 
 fn init_logging(filter: &str, format: &str) {
@@ -87,6 +124,11 @@ async fn main() -> std::process::ExitCode {
         Command::Sim(args) => sim::run(args).await,
         Command::Gather(args) => gather::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Inspect(args) => inspect::run(args),
+        Command::Run(args) => run::run(args).await,
+        Command::Publish(args) => publish::publish(args),
+        Command::Keygen(args) => publish::keygen(args),
+        Command::Serve(args) => serve::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,450 @@
+//! The bulk side of the paged-list host functions (`list_open`, `list_next`, `list_emit`,
+//! ABI.md §5.13): splitting a page into items, projecting the fields a guest decides on, and
+//! turning an item into a record with a templated name.
+//!
+//! Everything works on the page's bytes as the API server sent them: an item is kept as a
+//! [`RawValue`] and only the parts a projection or a record name needs are parsed, so a
+//! 500-pod page costs a scan rather than a full parse into a tree and a re-serialization.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use hostapi::abi::list::{MAX_FIELDS, PAGE_SIZE};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// A map key, borrowed from the input unless it had escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A JSON object's members in document order, values left unparsed.
+struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Entries<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Entries<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<'de>, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(Key(k)) = map.next_key()? {
+                    out.push((k, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(Entries(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'a> Entries<'a> {
+    fn parse(raw: &'a RawValue) -> Option<Self> {
+        raw.get().starts_with('{').then(|| serde_json::from_str(raw.get()).ok())?
+    }
+
+    fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+
+    fn string(&self, key: &str) -> Option<String> {
+        self.get(key).and_then(|v| serde_json::from_str(v.get()).ok())
+    }
+}
+
+fn array(raw: &RawValue) -> Option<Vec<&RawValue>> {
+    raw.get().starts_with('[').then(|| serde_json::from_str(raw.get()).ok())?
+}
+
+/// One page of a list, split into items.
+pub(crate) struct Page {
+    /// The items, as sent.
+    pub items: Vec<Box<RawValue>>,
+    /// The `metadata.continue` token, when there are more pages.
+    pub next: Option<String>,
+}
+
+/// Splits a 2xx list body into its items and continue token; `Err` when it is not a list.
+pub(crate) fn parse_page(body: &[u8]) -> Result<Page, String> {
+    fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+        T::deserialize(d).map(Some)
+    }
+    #[derive(Deserialize, Default)]
+    struct Meta {
+        #[serde(rename = "continue", default)]
+        next: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Doc {
+        #[serde(default)]
+        metadata: Meta,
+        // Missing means "not a list"; `null` is an empty list.
+        #[serde(default, deserialize_with = "present")]
+        items: Option<Option<Vec<Box<RawValue>>>>,
+    }
+    let doc: Doc = serde_json::from_slice(body).map_err(|e| format!("the body is not a JSON list: {e}"))?;
+    let items = doc.items.ok_or("the body has no `items`: the path is not a list")?.unwrap_or_default();
+    Ok(Page { items, next: doc.metadata.next.filter(|t| !t.is_empty()) })
+}
+
+/// The path of one page: `path` plus `limit` and, after the first page, `continue`.
+pub(crate) fn page_path(path: &str, next: Option<&str>) -> String {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    match next {
+        None => format!("{path}{sep}limit={PAGE_SIZE}"),
+        Some(token) => {
+            let token: String = percent_encoding::utf8_percent_encode(token, percent_encoding::NON_ALPHANUMERIC).collect();
+            format!("{path}{sep}limit={PAGE_SIZE}&continue={token}")
+        }
+    }
+}
+
+/// Whether a list path is acceptable: the host owns `limit` and `continue`.
+pub(crate) fn check_path(path: &str) -> Result<(), String> {
+    let query = path.split_once('?').map_or("", |(_, q)| q);
+    match query.split('&').find(|p| p.starts_with("limit=") || p.starts_with("continue=")) {
+        Some(p) => Err(format!("{p:?}: the host sets limit and continue itself")),
+        None => Ok(()),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Key(String),
+    Any,
+}
+
+/// The fields a guest asked for, parsed, plus their union as a tree so an item is walked once.
+#[derive(Debug, Default)]
+pub(crate) struct Fields {
+    paths: Vec<Vec<Seg>>,
+    tree: Node,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Node {
+    /// The whole value at this point is wanted.
+    whole: bool,
+    children: Vec<(Seg, Node)>,
+}
+
+impl Node {
+    fn insert(&mut self, segs: &[Seg]) {
+        match segs.split_first() {
+            None => self.whole = true,
+            Some((seg, rest)) => {
+                let child = match self.children.iter().position(|(s, _)| s == seg) {
+                    Some(i) => &mut self.children[i].1,
+                    None => {
+                        self.children.push((seg.clone(), Node::default()));
+                        &mut self.children.last_mut().expect("just pushed").1
+                    }
+                };
+                child.insert(rest);
+            }
+        }
+    }
+
+    /// The children that apply to `key`: its own and `*`'s, merged when both exist.
+    fn child_for(&self, key: &str) -> Option<Cow<'_, Node>> {
+        let mut found = self.children.iter().filter(|(s, _)| matches!(s, Seg::Any) || matches!(s, Seg::Key(k) if k == key));
+        let first = found.next()?;
+        match found.next() {
+            None => Some(Cow::Borrowed(&first.1)),
+            Some(second) => {
+                let mut merged = first.1.clone();
+                merged.merge(&second.1);
+                Some(Cow::Owned(merged))
+            }
+        }
+    }
+
+    fn merge(&mut self, other: &Node) {
+        self.whole |= other.whole;
+        for (seg, node) in &other.children {
+            match self.children.iter_mut().find(|(s, _)| s == seg) {
+                Some((_, mine)) => mine.merge(node),
+                None => self.children.push((seg.clone(), node.clone())),
+            }
+        }
+    }
+
+    /// `raw` reduced to the parts this tree reaches; everything else is never parsed.
+    fn prune(&self, raw: &RawValue) -> Value {
+        if self.whole {
+            return serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+        }
+        if let Some(entries) = Entries::parse(raw) {
+            let mut out = Map::new();
+            for (k, v) in entries.0 {
+                if let Some(child) = self.child_for(&k) {
+                    out.insert(k.into_owned(), child.prune(v));
+                }
+            }
+            return Value::Object(out);
+        }
+        if let Some(elements) = array(raw) {
+            let pruned = elements
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| self.child_for(&i.to_string()).map_or(Value::Null, |c| c.prune(v)))
+                .collect();
+            return Value::Array(pruned);
+        }
+        Value::Null
+    }
+}
+
+impl Fields {
+    /// Parses the wire form: JSON Pointers (RFC 6901) joined by `\n`, where a `*` segment
+    /// means every element of an array (or every member of an object).
+    pub fn parse(wire: &str) -> Result<Fields, String> {
+        let mut fields = Fields::default();
+        for line in wire.split('\n').map(|l| l.trim_end_matches('\r')).filter(|l| !l.is_empty()) {
+            let Some(rest) = line.strip_prefix('/') else {
+                return Err(format!("field {line:?} is not a JSON Pointer (it must start with '/')"));
+            };
+            let segs: Vec<Seg> = rest
+                .split('/')
+                .map(|s| if s == "*" { Seg::Any } else { Seg::Key(s.replace("~1", "/").replace("~0", "~")) })
+                .collect();
+            fields.tree.insert(&segs);
+            fields.paths.push(segs);
+        }
+        if fields.paths.len() > MAX_FIELDS {
+            return Err(format!("{} fields (at most {MAX_FIELDS})", fields.paths.len()));
+        }
+        Ok(fields)
+    }
+
+    /// The page as the guest sees it: one JSON array per item, holding each field's value.
+    pub fn project(&self, items: &[Box<RawValue>]) -> Vec<u8> {
+        let rows: Vec<Vec<Value>> = items
+            .iter()
+            .map(|item| {
+                let pruned = if self.paths.is_empty() { Value::Null } else { self.tree.prune(item) };
+                self.paths.iter().map(|p| resolve(&pruned, p)).collect()
+            })
+            .collect();
+        serde_json::to_vec(&rows).expect("JSON values serialize")
+    }
+}
+
+fn resolve(v: &Value, segs: &[Seg]) -> Value {
+    let Some((seg, rest)) = segs.split_first() else { return v.clone() };
+    match (seg, v) {
+        (Seg::Key(k), Value::Object(m)) => m.get(k).map_or(Value::Null, |c| resolve(c, rest)),
+        (Seg::Key(k), Value::Array(a)) => k.parse::<usize>().ok().and_then(|i| a.get(i)).map_or(Value::Null, |c| resolve(c, rest)),
+        (Seg::Any, Value::Array(a)) => Value::Array(a.iter().map(|c| resolve(c, rest)).collect()),
+        (Seg::Any, Value::Object(m)) => Value::Array(m.values().map(|c| resolve(c, rest)).collect()),
+        _ => Value::Null,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Literal(String),
+    Name,
+    Namespace,
+}
+
+/// A record name template: literal text with `{name}` and `{namespace}` placeholders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Template(Vec<Part>);
+
+impl Template {
+    /// Parses `text`; any `{` or `}` outside the two placeholders is an error.
+    pub fn parse(text: &str) -> Result<Template, String> {
+        if text.is_empty() {
+            return Err("the record name template is empty".into());
+        }
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            let cut = rest.find(['{', '}']).unwrap_or(rest.len());
+            if cut > 0 {
+                parts.push(Part::Literal(rest[..cut].to_owned()));
+                rest = &rest[cut..];
+                continue;
+            }
+            let part = if let Some(r) = rest.strip_prefix("{name}") {
+                rest = r;
+                Part::Name
+            } else if let Some(r) = rest.strip_prefix("{namespace}") {
+                rest = r;
+                Part::Namespace
+            } else {
+                return Err(format!("template {text:?}: only {{name}} and {{namespace}} may appear in braces"));
+            };
+            parts.push(part);
+        }
+        Ok(Template(parts))
+    }
+
+    /// The record name for an item with this name and namespace.
+    pub fn expand(&self, item: &ItemMeta) -> Result<String, String> {
+        let mut out = String::new();
+        for part in &self.0 {
+            let (what, value) = match part {
+                Part::Literal(l) => {
+                    out.push_str(l);
+                    continue;
+                }
+                Part::Name => ("metadata.name", &item.name),
+                Part::Namespace => ("metadata.namespace", &item.namespace),
+            };
+            if value.is_empty() || value.contains('/') {
+                return Err(format!("the item's {what} {value:?} cannot fill a record name segment"));
+            }
+            out.push_str(value);
+        }
+        Ok(out)
+    }
+}
+
+/// What a record name template needs from an item.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct ItemMeta {
+    /// `metadata.name`, or empty.
+    pub name: String,
+    /// `metadata.namespace`, or empty.
+    pub namespace: String,
+}
+
+/// An item as a record: its bytes (without `metadata.managedFields` when `strip`), plus its
+/// name and namespace. Only the item's top level and `metadata` are parsed.
+pub(crate) fn render_item(raw: &RawValue, strip: bool) -> (Vec<u8>, ItemMeta) {
+    let text = raw.get();
+    let Some(top) = Entries::parse(raw) else { return (text.as_bytes().to_vec(), ItemMeta::default()) };
+    let Some(meta) = top.get("metadata").and_then(Entries::parse) else {
+        return (text.as_bytes().to_vec(), ItemMeta::default());
+    };
+    let item = ItemMeta { name: meta.string("name").unwrap_or_default(), namespace: meta.string("namespace").unwrap_or_default() };
+    if !strip || meta.get("managedFields").is_none() {
+        return (text.as_bytes().to_vec(), item);
+    }
+    let mut out = Vec::with_capacity(text.len());
+    out.push(b'{');
+    for (i, (k, v)) in top.0.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_key(&mut out, k);
+        if k == "metadata" {
+            out.push(b'{');
+            let kept = meta.0.iter().filter(|(k, _)| k != "managedFields");
+            for (j, (mk, mv)) in kept.enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                write_key(&mut out, mk);
+                out.extend_from_slice(mv.get().as_bytes());
+            }
+            out.push(b'}');
+        } else {
+            out.extend_from_slice(v.get().as_bytes());
+        }
+    }
+    out.push(b'}');
+    (out, item)
+}
+
+fn write_key(out: &mut Vec<u8>, key: &str) {
+    serde_json::to_writer(&mut *out, key).expect("writing to a Vec cannot fail");
+    out.push(b':');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn raw(v: Value) -> Box<RawValue> {
+        RawValue::from_string(v.to_string()).unwrap()
+    }
+
+    #[test]
+    fn pages_split_into_items_and_a_token() {
+        let page = parse_page(br#"{"kind":"PodList","metadata":{"continue":"abc"},"items":[{"a":1},{"b":[2, 3]}]}"#).unwrap();
+        assert_eq!(page.items.iter().map(|i| i.get()).collect::<Vec<_>>(), [r#"{"a":1}"#, r#"{"b":[2, 3]}"#]);
+        assert_eq!(page.next.as_deref(), Some("abc"));
+        let last = parse_page(br#"{"metadata":{"continue":""},"items":null}"#).unwrap();
+        assert!(last.items.is_empty() && last.next.is_none());
+        assert!(parse_page(br#"{"kind":"Pod","metadata":{"name":"x"}}"#).unwrap_err().contains("not a list"));
+        assert!(parse_page(b"nope").is_err());
+    }
+
+    #[test]
+    fn page_paths_carry_limit_and_an_encoded_token() {
+        assert_eq!(page_path("/api/v1/pods", None), "/api/v1/pods?limit=500");
+        assert_eq!(page_path("/api/v1/pods?labelSelector=a", Some("x+/=")), "/api/v1/pods?labelSelector=a&limit=500&continue=x%2B%2F%3D");
+        assert!(check_path("/api/v1/pods?limit=5").is_err());
+        assert!(check_path("/api/v1/pods?fieldSelector=a&continue=x").is_err());
+        assert!(check_path("/api/v1/pods?labelSelector=limit").is_ok());
+    }
+
+    #[test]
+    fn projections_follow_pointers_and_wildcards() {
+        let fields = Fields::parse("/metadata/name\n/status/containerStatuses/*/restartCount\n/missing/x\n/metadata/annotations/a~1b\n/spec/containers/1/name\n/status").unwrap();
+        let pod = raw(json!({
+            "metadata": {"name": "p", "annotations": {"a/b": "slash"}, "managedFields": [1]},
+            "spec": {"containers": [{"name": "c0"}, {"name": "c1"}]},
+            "status": {"phase": "Running", "containerStatuses": [{"restartCount": 0}, {"restartCount": 3}]}
+        }));
+        let rows: Value = serde_json::from_slice(&fields.project(&[pod])).unwrap();
+        assert_eq!(rows, json!([["p", [0, 3], null, "slash", "c1",
+            {"phase": "Running", "containerStatuses": [{"restartCount": 0}, {"restartCount": 3}]}]]));
+        let none: Value = serde_json::from_slice(&Fields::parse("").unwrap().project(&[raw(json!({"a": 1}))])).unwrap();
+        assert_eq!(none, json!([[]]));
+        assert!(Fields::parse("status/phase").is_err());
+        assert!(Fields::parse(&"/a\n".repeat(MAX_FIELDS + 1)).is_err());
+    }
+
+    #[test]
+    fn templates_take_name_and_namespace_only() {
+        let t = Template::parse("config/pod/{namespace}/{name}.json").unwrap();
+        let item = ItemMeta { name: "p".into(), namespace: "ns".into() };
+        assert_eq!(t.expand(&item).unwrap(), "config/pod/ns/p.json");
+        assert!(t.expand(&ItemMeta { name: "p".into(), namespace: String::new() }).is_err());
+        assert!(t.expand(&ItemMeta { name: "a/b".into(), namespace: "ns".into() }).is_err());
+        for bad in ["", "config/{uid}.json", "config/{name", "config/name}", "{{name}}"] {
+            assert!(Template::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(Template::parse("config/id").unwrap().expand(&ItemMeta::default()).unwrap(), "config/id");
+    }
+
+    #[test]
+    fn items_render_without_managed_fields_keeping_order_and_bytes() {
+        let text = r#"{"kind":"Node","metadata":{"name":"n\u00e9","managedFields":[{"manager":"x"}],"uid":"1"},"status":{"a":1.50}}"#;
+        let item = RawValue::from_string(text.to_owned()).unwrap();
+        let (bytes, meta) = render_item(&item, true);
+        assert_eq!(String::from_utf8(bytes).unwrap(), r#"{"kind":"Node","metadata":{"name":"n\u00e9","uid":"1"},"status":{"a":1.50}}"#);
+        assert_eq!(meta, ItemMeta { name: "né".into(), namespace: String::new() });
+        let (kept, _) = render_item(&item, false);
+        assert_eq!(kept, text.as_bytes());
+        let (plain, meta) = render_item(&RawValue::from_string("[1]".into()).unwrap(), true);
+        assert_eq!((plain, meta), (b"[1]".to_vec(), ItemMeta::default()));
+    }
+}

@@ -1,0 +1,256 @@
+//! `gather-agent run`: the periodic agent. Each period starts by activating the staged module
+//! set (if any), runs every gatherer of the active set once and writes one archive. The update
+//! loop (`update.rs`) feeds staged sets in the background.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use ed25519_dalek::VerifyingKey;
+use tracing::Instrument as _;
+
+use crate::config::AgentConfig;
+use crate::gather::{self, PeriodOptions};
+use crate::metrics::Metrics;
+use crate::pdk::Api;
+use crate::sandbox::Sandbox;
+use crate::state::{StateDir, StateError};
+use crate::status::{now, ArchiveStatus, StatusBoard};
+use crate::update::{self, Ctx, DirSource, IndexSettings, IndexSource, ModuleSet, SourceKind, Staging};
+
+/// Everything `run` needs, after flags, environment and config file are merged.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// URL of the published `index.json`.
+    pub index_url: Option<reqwest::Url>,
+    /// A local modules directory to watch.
+    pub modules_dir: Option<PathBuf>,
+    /// Where archives go.
+    pub out_dir: PathBuf,
+    /// Cache, last accepted index, status.json, lock.
+    pub state_dir: PathBuf,
+    /// Time between period starts.
+    pub period: Duration,
+    /// Time between index polls.
+    pub poll_interval: Duration,
+    /// Random spread of periods and polls (fraction).
+    pub jitter: f64,
+    /// Required signer of the index, when set.
+    pub public_key: Option<VerifyingKey>,
+    /// Limits, policy and config per module.
+    pub agent: AgentConfig,
+    /// Largest module download.
+    pub max_module_bytes: u64,
+    /// Timeout per download/poll.
+    pub http_timeout: Duration,
+}
+
+impl RunConfig {
+    /// Defaults for the required paths.
+    pub fn new(out_dir: impl Into<PathBuf>, state_dir: impl Into<PathBuf>) -> Self {
+        RunConfig {
+            index_url: None,
+            modules_dir: None,
+            out_dir: out_dir.into(),
+            state_dir: state_dir.into(),
+            period: Duration::from_secs(2 * 3600),
+            poll_interval: Duration::from_secs(300),
+            jitter: 0.1,
+            public_key: None,
+            agent: AgentConfig::default(),
+            max_module_bytes: 32 * 1024 * 1024,
+            http_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Neither an index URL nor a modules directory.
+    #[error("no module source: give --index-url and/or --modules-dir")]
+    NoSource,
+    /// The state directory is unusable (or locked by another agent).
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The modules directory does not exist.
+    #[error("modules directory {0} does not exist")]
+    NoModulesDir(PathBuf),
+}
+
+/// A configured agent, ready to run.
+pub struct Agent {
+    cfg: RunConfig,
+    ctx: Ctx,
+    staging: Arc<Staging>,
+    status: StatusBoard,
+    active: Arc<ArcSwapOption<ModuleSet>>,
+    metrics: Arc<Metrics>,
+    process_started: Instant,
+}
+
+impl Agent {
+    /// Opens (and locks) the state dir and restores the last accepted set, if any.
+    pub fn new(cfg: RunConfig) -> Result<Self, RunError> {
+        if cfg.index_url.is_none() && cfg.modules_dir.is_none() {
+            return Err(RunError::NoSource);
+        }
+        if let Some(d) = &cfg.modules_dir {
+            if !d.is_dir() {
+                return Err(RunError::NoModulesDir(d.clone()));
+            }
+        }
+        let state = Arc::new(StateDir::open(&cfg.state_dir)?);
+        let status = StatusBoard::new(Some(state.clone()));
+        let staging = Arc::new(Staging::new(status.clone()));
+        let ctx = Ctx { sandbox: Arc::new(Sandbox::new()), state, config: Arc::new(cfg.agent.clone()) };
+        Ok(Agent {
+            cfg,
+            ctx,
+            staging,
+            status,
+            active: Arc::new(ArcSwapOption::empty()),
+            metrics: Arc::new(Metrics::new()),
+            process_started: Instant::now(),
+        })
+    }
+
+    /// The live status.
+    pub fn status(&self) -> StatusBoard {
+        self.status.clone()
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Runs until `shutdown` flips to true: update sources in the background, periods in the
+    /// foreground. A period in progress when shutdown arrives is finished (each gatherer is
+    /// bounded by its deadline), so no archive is left partial.
+    pub async fn run(self, api: Arc<dyn Api>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut tasks = Vec::new();
+        if let Some(url) = &self.cfg.index_url {
+            let mut source = IndexSource::new(IndexSettings {
+                url: url.clone(),
+                public_key: self.cfg.public_key,
+                max_module_bytes: self.cfg.max_module_bytes,
+                timeout: self.cfg.http_timeout,
+            });
+            match source.restore(&self.ctx) {
+                Ok(Some(part)) => {
+                    tracing::info!(serial = ?part.serial, "restored the last accepted index from the state dir");
+                    self.staging.set_part(SourceKind::Index, part);
+                }
+                Ok(None) => {}
+                Err(e) => self.staging.refuse("state dir", &format!("restore: {e}")),
+            }
+            tasks.push(tokio::spawn(update::poll_loop(
+                source,
+                self.ctx.clone(),
+                self.staging.clone(),
+                self.status.clone(),
+                self.cfg.poll_interval,
+                self.cfg.jitter,
+                shutdown.clone(),
+                Some(self.metrics.clone()),
+            )));
+        }
+        if let Some(dir) = &self.cfg.modules_dir {
+            let mut source = DirSource::new(dir);
+            let (part, _) = source.scan(&self.ctx, &self.staging);
+            self.staging.set_part(SourceKind::Dir, part);
+            tasks.push(tokio::spawn(update::watch_loop(source, self.ctx.clone(), self.staging.clone(), shutdown.clone())));
+        }
+
+        let mut next = Instant::now();
+        loop {
+            // Nothing to run until a first set exists.
+            while self.active.load().is_none() && !self.staging.has_staged() {
+                tokio::select! {
+                    _ = self.staging.notify.notified() => {}
+                    _ = shutdown.changed() => break,
+                }
+                if *shutdown.borrow() {
+                    break;
+                }
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(next.into()) => {}
+                _ = shutdown.changed() => break,
+            }
+            let started = Instant::now();
+            self.period(&api).await;
+            let spread = 1.0 + self.cfg.jitter * (update::random_unit() * 2.0 - 1.0);
+            // Periods start on schedule; one that overran its slot is followed at once.
+            next = started + self.cfg.period.mul_f64(spread);
+        }
+        tracing::info!("shutting down");
+        for t in tasks {
+            t.abort();
+        }
+    }
+
+    async fn period(&self, api: &Arc<dyn Api>) {
+        if let Some(staged) = self.staging.take_staged() {
+            let at = now();
+            tracing::info!(
+                generation = staged.generation,
+                serial = ?staged.serial,
+                "activating module set: {}",
+                staged.modules.iter().map(|m| format!("{}@{}", m.spec.module.manifest.name, m.spec.module.manifest.version)).collect::<Vec<_>>().join(", ")
+            );
+            let status = staged.status(Some(at));
+            self.active.store(Some(staged));
+            self.metrics.activation();
+            self.status.update(|s| {
+                s.active = Some(status);
+                s.staged = None;
+                s.ready = true;
+            });
+            // Compiled modules of sets no longer active can go.
+            let keep: Vec<String> = self.active.load().iter().flat_map(|s| s.modules.iter().map(|m| m.spec.module.sha256.clone())).collect();
+            self.ctx.sandbox.retain(&keep);
+        }
+        let Some(set) = self.active.load_full() else { return };
+        let mut opts = PeriodOptions::new(&self.cfg.out_dir);
+        opts.concurrency = self.cfg.agent.concurrency;
+        opts.archive_max_bytes = self.cfg.agent.archive_max_bytes;
+        opts.process_started = self.process_started;
+        opts.warnings = self.staging.take_warnings();
+        opts.module_set = Some(set.metadata());
+        let period_no = self.status.get().periods + 1;
+        let span = tracing::info_span!("period", n = period_no, generation = set.generation);
+        let result = gather::run_period(self.ctx.sandbox.clone(), api.clone(), set.specs(), Vec::new(), &opts)
+            .instrument(span)
+            .await;
+        match result {
+            Ok(result) => {
+                let size = std::fs::metadata(&result.archive).map(|m| m.len()).unwrap_or(0);
+                self.metrics.period(&result.metadata, size);
+                let records = result.metadata.status_reports.iter().map(|r| r.records_count).sum();
+                let failed = result.metadata.status_reports.iter().filter(|r| r.errors.is_some()).count() as u64;
+                tracing::info!(archive = %result.archive.display(), records, failed, "period done");
+                self.status.update(|s| {
+                    s.periods += 1;
+                    s.last_archive = Some(ArchiveStatus { path: result.archive.display().to_string(), at: now(), records, failed_gatherers: failed });
+                });
+            }
+            Err(e) => {
+                tracing::error!("period failed, no archive written: {e}");
+                // The warnings were not delivered; keep them for the next archive.
+                for w in opts.warnings {
+                    self.staging.warn(w);
+                }
+                self.status.update(|s| {
+                    s.periods += 1;
+                    s.last_error = Some(crate::status::Refusal { at: now(), source: "archive".into(), reason: e.to_string() });
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! What the agent is doing, for operators: the active and staged module sets, the last poll
+//! and error, refused updates and the last archive. Written to `status.json` in the state dir
+//! after every change (and served over HTTP by the operator endpoints).
+
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::StateDir;
+
+/// One module of a set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModuleStatus {
+    /// Gatherer name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Hex sha256.
+    pub sha256: String,
+    /// Where it came from (`index serial 3 from URL`, `dir PATH`).
+    pub source: String,
+}
+
+/// A module set (active or staged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetStatus {
+    /// Increases with every set the agent builds.
+    pub generation: u64,
+    /// The index serial, when it came from an index.
+    pub serial: Option<u64>,
+    /// When it was verified and staged.
+    pub staged_at: String,
+    /// When it became active (at the start of a period).
+    pub activated_at: Option<String>,
+    /// Its modules.
+    pub modules: Vec<ModuleStatus>,
+}
+
+/// The last poll of the index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollStatus {
+    /// When.
+    pub at: String,
+    /// `200`, `304` or `error`.
+    pub result: String,
+    /// What was wrong, for `error` or a refused index.
+    pub error: Option<String>,
+}
+
+/// A refused update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Refusal {
+    /// When.
+    pub at: String,
+    /// What was refused (an index URL, a module file).
+    pub source: String,
+    /// Why (a short reason class such as `sha256-mismatch`, then detail).
+    pub reason: String,
+}
+
+/// The last archive written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveStatus {
+    /// Its path.
+    pub path: String,
+    /// When it was finished.
+    pub at: String,
+    /// Records in it.
+    pub records: u64,
+    /// Gatherers with errors.
+    pub failed_gatherers: u64,
+}
+
+/// Everything `status.json` holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    /// A module set is active (the agent can gather).
+    pub ready: bool,
+    /// The set used by the current/next period.
+    pub active: Option<SetStatus>,
+    /// A verified set waiting for the next period.
+    pub staged: Option<SetStatus>,
+    /// The highest index serial accepted.
+    pub last_accepted_serial: Option<u64>,
+    /// The last poll.
+    pub last_poll: Option<PollStatus>,
+    /// The last error of any kind.
+    pub last_error: Option<Refusal>,
+    /// Recent refusals, newest last (at most 20).
+    pub refused: Vec<Refusal>,
+    /// Periods run.
+    pub periods: u64,
+    /// The last archive.
+    pub last_archive: Option<ArchiveStatus>,
+}
+
+/// The shared, persisted status.
+#[derive(Clone)]
+pub struct StatusBoard {
+    inner: Arc<Mutex<Status>>,
+    state: Option<Arc<StateDir>>,
+}
+
+/// RFC 3339 "now".
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl StatusBoard {
+    /// A board persisted into `state` (or in memory only).
+    pub fn new(state: Option<Arc<StateDir>>) -> Self {
+        StatusBoard { inner: Arc::new(Mutex::new(Status::default())), state }
+    }
+
+    /// A copy of the current status.
+    pub fn get(&self) -> Status {
+        self.inner.lock().expect("status lock").clone()
+    }
+
+    /// Changes the status and writes `status.json`.
+    pub fn update(&self, f: impl FnOnce(&mut Status)) {
+        let json = {
+            let mut s = self.inner.lock().expect("status lock");
+            f(&mut s);
+            serde_json::to_vec_pretty(&*s).expect("status serializes")
+        };
+        if let Some(state) = &self.state {
+            if let Err(e) = state.write_status(&json) {
+                tracing::warn!("writing status.json: {e}");
+            }
+        }
+    }
+
+    /// Records a refused update (also as the last error).
+    pub fn refuse(&self, source: &str, reason: &str) {
+        let r = Refusal { at: now(), source: source.to_owned(), reason: reason.to_owned() };
+        self.update(|s| {
+            s.refused.push(r.clone());
+            if s.refused.len() > 20 {
+                s.refused.remove(0);
+            }
+            s.last_error = Some(r);
+        });
+    }
+}

@@ -1,0 +1,689 @@
+//! The update loop: where new gatherer versions come from and how they are trusted.
+//!
+//! Two sources feed one staged set:
+//! - an **index URL**, polled with `If-None-Match` (a 304 costs nothing); a changed index is
+//!   verified completely before anything is staged: signature (when a key is configured),
+//!   structure, serial (no rollback, no replay), expiry, then every module's size and sha256,
+//!   then each module compiles under the sandbox limits, matches its index entry and declares
+//!   only what the operator's policy allows;
+//! - a **local modules directory**, watched with `notify`; a broken file keeps the previous
+//!   version of that gatherer.
+//!
+//! A verified set is only *staged*: the period loop (`run.rs`) activates it at the start of the
+//! next period, so a running period never changes modules. Any failure leaves the last-known-good
+//! set active and is reported in the log, in `status.json` and in the next archive's metadata.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ed25519_dalek::VerifyingKey;
+use serde_json::json;
+use tokio::sync::Notify;
+
+use crate::config::AgentConfig;
+use crate::gather::ModuleSpec;
+use crate::index::{self, Index, IndexEntry};
+use crate::policy;
+use crate::sandbox::{sha256_hex, Sandbox};
+use crate::state::{Accepted, StateDir};
+use crate::status::{now, ModuleStatus, PollStatus, SetStatus, StatusBoard};
+
+/// A module of a set, with where it came from.
+#[derive(Clone)]
+pub struct ActiveModule {
+    /// Ready to run.
+    pub spec: ModuleSpec,
+    /// `index serial 3 (URL)` or `dir PATH/file.wasm`.
+    pub source: String,
+}
+
+/// A complete, verified set of gatherers: what one period runs.
+pub struct ModuleSet {
+    /// Increases with every set built.
+    pub generation: u64,
+    /// Index serial, when an index contributed.
+    pub serial: Option<u64>,
+    /// The modules, sorted by name.
+    pub modules: Vec<ActiveModule>,
+    /// When it was staged.
+    pub staged_at: String,
+}
+
+impl ModuleSet {
+    /// Its status form.
+    pub fn status(&self, activated_at: Option<String>) -> SetStatus {
+        SetStatus {
+            generation: self.generation,
+            serial: self.serial,
+            staged_at: self.staged_at.clone(),
+            activated_at,
+            modules: self
+                .modules
+                .iter()
+                .map(|m| ModuleStatus {
+                    name: m.spec.module.manifest.name.clone(),
+                    version: m.spec.module.manifest.version.clone(),
+                    sha256: m.spec.module.sha256.clone(),
+                    source: m.source.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// What goes into the archive's metadata as `module_set`.
+    pub fn metadata(&self) -> serde_json::Value {
+        json!({
+            "generation": self.generation,
+            "serial": self.serial,
+            "stagedAt": self.staged_at,
+            "modules": self.status(None).modules,
+        })
+    }
+
+    /// The specs to run.
+    pub fn specs(&self) -> Vec<ModuleSpec> {
+        self.modules.iter().map(|m| m.spec.clone()).collect()
+    }
+}
+
+/// One source's contribution to the set.
+#[derive(Clone, Default)]
+pub struct Part {
+    /// Its modules.
+    pub modules: Vec<ActiveModule>,
+    /// The index serial, for the index part.
+    pub serial: Option<u64>,
+}
+
+#[derive(Default)]
+struct Parts {
+    index: Option<Part>,
+    dir: Option<Part>,
+    generation: u64,
+    staged: Option<Arc<ModuleSet>>,
+}
+
+/// Where staged sets wait for the period loop, plus warnings for the next archive.
+pub struct Staging {
+    parts: Mutex<Parts>,
+    warnings: Mutex<Vec<String>>,
+    /// Woken when a set is staged.
+    pub notify: Notify,
+    status: StatusBoard,
+}
+
+/// Which source a part came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    /// The index URL.
+    Index,
+    /// The local modules directory.
+    Dir,
+}
+
+impl Staging {
+    /// An empty staging area reporting into `status`.
+    pub fn new(status: StatusBoard) -> Self {
+        Staging { parts: Mutex::new(Parts::default()), warnings: Mutex::new(Vec::new()), notify: Notify::new(), status }
+    }
+
+    /// Replaces one source's part and stages the combined set.
+    pub fn set_part(&self, kind: SourceKind, part: Part) {
+        let set = {
+            let mut p = self.parts.lock().expect("staging lock");
+            match kind {
+                SourceKind::Index => p.index = Some(part),
+                SourceKind::Dir => p.dir = Some(part),
+            }
+            p.generation += 1;
+            let mut modules: Vec<ActiveModule> = p.index.as_ref().map(|i| i.modules.clone()).unwrap_or_default();
+            for m in p.dir.iter().flat_map(|d| d.modules.iter()) {
+                let name = &m.spec.module.manifest.name;
+                if modules.iter().any(|x| &x.spec.module.manifest.name == name) {
+                    // The index is the signed source of truth; a local file cannot shadow it.
+                    self.warn(format!("{}: gatherer {name:?} is also published in the index; the index version is used", m.source));
+                    continue;
+                }
+                modules.push(m.clone());
+            }
+            modules.sort_by(|a, b| a.spec.module.manifest.name.cmp(&b.spec.module.manifest.name));
+            let set = Arc::new(ModuleSet {
+                generation: p.generation,
+                serial: p.index.as_ref().and_then(|i| i.serial),
+                modules,
+                staged_at: now(),
+            });
+            p.staged = Some(set.clone());
+            set
+        };
+        tracing::info!(generation = set.generation, serial = ?set.serial, modules = set.modules.len(), "staged a new module set; it becomes active at the start of the next period");
+        self.status.update(|s| s.staged = Some(set.status(None)));
+        self.notify.notify_waiters();
+        self.notify.notify_one();
+    }
+
+    /// Takes the staged set, if any (the period loop activates it).
+    pub fn take_staged(&self) -> Option<Arc<ModuleSet>> {
+        self.parts.lock().expect("staging lock").staged.take()
+    }
+
+    /// Whether a set is waiting.
+    pub fn has_staged(&self) -> bool {
+        self.parts.lock().expect("staging lock").staged.is_some()
+    }
+
+    /// Adds a warning for the next archive's metadata.
+    pub fn warn(&self, msg: String) {
+        tracing::warn!("{msg}");
+        let mut w = self.warnings.lock().expect("warnings lock");
+        if w.len() < 100 {
+            w.push(msg);
+        }
+    }
+
+    /// Takes the warnings collected since the last archive.
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().expect("warnings lock"))
+    }
+
+    /// Records a refused update: log, status, next archive.
+    pub fn refuse(&self, source: &str, reason: &str) {
+        self.status.refuse(source, reason);
+        self.warn(format!("update refused ({source}): {reason}; the last-known-good set stays active"));
+    }
+}
+
+/// What the sources need to build module specs.
+#[derive(Clone)]
+pub struct Ctx {
+    /// The engine (and its compiled-module cache).
+    pub sandbox: Arc<Sandbox>,
+    /// The state dir (download cache, last accepted index).
+    pub state: Arc<StateDir>,
+    /// Operator settings: limits, policy, config per module.
+    pub config: Arc<AgentConfig>,
+}
+
+impl Ctx {
+    /// Compiles, checks and configures one module. `entry` is its index entry, if any.
+    fn spec(&self, bytes: &[u8], entry: Option<&IndexEntry>) -> Result<ModuleSpec, String> {
+        let module = self.sandbox.load(bytes).map_err(|e| format!("invalid-module: {e}"))?;
+        let m = &module.manifest;
+        if let Some(e) = entry {
+            if e.name != m.name || e.version != m.version {
+                return Err(format!(
+                    "manifest-mismatch: the index lists {}@{} but the module declares {}@{}",
+                    e.name, e.version, m.name, m.version
+                ));
+            }
+            let (mut a, mut b) = (e.permissions.clone(), m.permissions.clone());
+            a.sort();
+            b.sort();
+            if a != b {
+                return Err(format!("manifest-mismatch: {}: the index's permissions differ from the module's", m.name));
+            }
+        }
+        let settings = self.config.module(&m.name);
+        policy::check_declared(m, &settings.policy).map_err(|e| format!("policy: {}: {e}", m.name))?;
+        let limits = self
+            .config
+            .limits_with_publisher(&m.name, entry.and_then(|e| e.limits.as_ref()))
+            .map_err(|e| format!("limits: {e}"))?;
+        let config = settings.config.clone().or_else(|| entry.and_then(|e| e.config.clone()));
+        Ok(ModuleSpec {
+            module,
+            limits,
+            policy: settings.policy,
+            config: config.map(|c| serde_json::to_vec(&c).unwrap_or_default()).unwrap_or_default(),
+        })
+    }
+}
+
+/// Settings of the index source.
+#[derive(Clone, Debug)]
+pub struct IndexSettings {
+    /// The index URL.
+    pub url: reqwest::Url,
+    /// When set, a valid `index.json.sig` is required.
+    pub public_key: Option<VerifyingKey>,
+    /// Largest module download accepted.
+    pub max_module_bytes: u64,
+    /// Timeout for each download.
+    pub timeout: Duration,
+}
+
+/// The result of one poll.
+#[derive(Debug)]
+pub enum PollOutcome {
+    /// 304: nothing to do.
+    NotModified,
+    /// 200 with the bytes already accepted.
+    Unchanged,
+    /// A new index, verified and ready to stage.
+    Accepted(Part),
+    /// The index or a module was refused; the reason starts with a class (`sha256-mismatch:`).
+    Refused(String),
+    /// The server could not be reached or answered with an error.
+    Failed(String),
+}
+
+impl std::fmt::Debug for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Part").field("serial", &self.serial).field("modules", &self.modules.len()).finish()
+    }
+}
+
+/// The index source: polling, downloading and verifying.
+pub struct IndexSource {
+    settings: IndexSettings,
+    http: reqwest::Client,
+    accepted: Option<Accepted>,
+    /// Module downloads made (for status, metrics and tests).
+    pub downloads: u64,
+}
+
+/// Reads a body up to `cap` bytes; `Err(None)` means it was longer.
+async fn read_capped(resp: reqwest::Response, cap: u64) -> Result<Vec<u8>, Option<String>> {
+    let mut resp = resp;
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| Some(e.to_string()))? {
+        if (buf.len() + chunk.len()) as u64 > cap {
+            return Err(None);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+impl IndexSource {
+    /// A source for `settings`; redirects are followed only within the same origin.
+    pub fn new(settings: IndexSettings) -> Self {
+        crate::tls::install_crypto_provider();
+        let origin = settings.url.origin();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= 3 {
+                    attempt.error("too many redirects")
+                } else if attempt.url().origin() != origin {
+                    let to = attempt.url().to_string();
+                    attempt.error(format!("redirect to another origin ({to}) refused"))
+                } else {
+                    attempt.follow()
+                }
+            }))
+            .connect_timeout(settings.timeout)
+            .user_agent(concat!("gather-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("an HTTP client builds");
+        IndexSource { settings, http, accepted: None, downloads: 0 }
+    }
+
+    /// The index URL.
+    pub fn url(&self) -> &str {
+        self.settings.url.as_str()
+    }
+
+    /// Restores the last accepted index from the state dir, verified again (signature and
+    /// every module's sha256). Expiry is only warned about: it guards *accepting* stale
+    /// indexes, and the last-known-good set is better than gathering nothing.
+    pub fn restore(&mut self, ctx: &Ctx) -> Result<Option<Part>, String> {
+        let Some((bytes, sig, accepted)) = ctx.state.load_accepted() else { return Ok(None) };
+        if accepted.url != self.settings.url.as_str() {
+            return Err(format!("the state dir holds an index from {}, not {}; ignoring it", accepted.url, self.settings.url));
+        }
+        if sha256_hex(&bytes) != accepted.sha256 {
+            return Err("the persisted index does not match its recorded sha256".into());
+        }
+        if let Some(key) = &self.settings.public_key {
+            let sig = sig.ok_or("the persisted index has no signature, and a public key is configured")?;
+            index::verify(key, &bytes, &sig).map_err(|e| e.to_string())?;
+        }
+        let index = Index::parse(&bytes).map_err(|e| e.to_string())?;
+        if let Err(e) = index.check_expiry(time::OffsetDateTime::now_utc()) {
+            tracing::warn!("the persisted index has expired ({e}); gathering with it until a new one is accepted");
+        }
+        let mut part = Part { modules: Vec::new(), serial: Some(index.serial) };
+        for entry in &index.gatherers {
+            let bytes = ctx
+                .state
+                .cached_module(&entry.sha256)
+                .ok_or_else(|| format!("module {} ({}) is missing from the cache", entry.name, entry.sha256))?;
+            let spec = ctx.spec(&bytes, Some(entry))?;
+            part.modules.push(ActiveModule { spec, source: format!("index serial {} (restored from the state dir)", index.serial) });
+        }
+        self.accepted = Some(Accepted { etag: None, ..accepted });
+        Ok(Some(part))
+    }
+
+    /// Polls once: conditional GET, then full verification of anything new.
+    pub async fn poll(&mut self, ctx: &Ctx) -> PollOutcome {
+        let mut req = self.http.get(self.settings.url.clone()).timeout(self.settings.timeout);
+        if let Some(etag) = self.accepted.as_ref().and_then(|a| a.etag.clone()) {
+            req = req.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return PollOutcome::Failed(format!("GET {}: {e}", self.settings.url)),
+        };
+        if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
+            return PollOutcome::NotModified;
+        }
+        if !resp.status().is_success() {
+            return PollOutcome::Failed(format!("GET {}: HTTP {}", self.settings.url, resp.status()));
+        }
+        let etag = resp.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let bytes = match read_capped(resp, index::MAX_INDEX_BYTES as u64).await {
+            Ok(b) => b,
+            Err(None) => return PollOutcome::Refused(format!("too-large: the index is larger than {} bytes", index::MAX_INDEX_BYTES)),
+            Err(Some(e)) => return PollOutcome::Failed(format!("reading {}: {e}", self.settings.url)),
+        };
+        let sha = sha256_hex(&bytes);
+        if let Some(a) = &mut self.accepted {
+            if a.sha256 == sha {
+                a.etag = etag;
+                return PollOutcome::Unchanged;
+            }
+        }
+        match self.verify(ctx, &bytes, &sha, etag).await {
+            Ok(part) => PollOutcome::Accepted(part),
+            Err(Verdict::Refused(r)) => PollOutcome::Refused(r),
+            Err(Verdict::Failed(r)) => PollOutcome::Failed(r),
+        }
+    }
+
+    async fn verify(&mut self, ctx: &Ctx, bytes: &[u8], sha: &str, etag: Option<String>) -> Result<Part, Verdict> {
+        use Verdict::{Failed, Refused};
+        let sig = match &self.settings.public_key {
+            None => None,
+            Some(key) => {
+                let sig_url = format!("{}.sig", self.settings.url);
+                let resp = self
+                    .http
+                    .get(&sig_url)
+                    .timeout(self.settings.timeout)
+                    .send()
+                    .await
+                    .map_err(|e| Failed(format!("GET {sig_url}: {e}")))?;
+                if resp.status() == reqwest::StatusCode::NOT_FOUND {
+                    return Err(Refused("bad-signature: the index is not signed (no index.json.sig) and a public key is configured".into()));
+                }
+                if !resp.status().is_success() {
+                    return Err(Failed(format!("GET {sig_url}: HTTP {}", resp.status())));
+                }
+                let sig = read_capped(resp, 4096).await.map_err(|e| match e {
+                    None => Refused("bad-signature: the signature file is too large".into()),
+                    Some(e) => Failed(format!("reading {sig_url}: {e}")),
+                })?;
+                index::verify(key, bytes, &sig).map_err(|e| Refused(format!("bad-signature: {e}")))?;
+                Some(sig)
+            }
+        };
+        let index = Index::parse(bytes).map_err(|e| Refused(format!("malformed: {e}")))?;
+        if let Some(a) = &self.accepted {
+            if index.serial < a.serial {
+                return Err(Refused(format!(
+                    "rollback: serial {} is lower than the accepted serial {}",
+                    index.serial, a.serial
+                )));
+            }
+            if index.serial == a.serial {
+                return Err(Refused(format!(
+                    "replay: serial {} was already accepted with different content",
+                    index.serial
+                )));
+            }
+        }
+        index
+            .check_expiry(time::OffsetDateTime::now_utc())
+            .map_err(|e| Refused(format!("expired: {e}")))?;
+
+        let mut part = Part { modules: Vec::new(), serial: Some(index.serial) };
+        for entry in &index.gatherers {
+            let module_bytes = match ctx.state.cached_module(&entry.sha256) {
+                Some(b) => b,
+                None => {
+                    let b = self.download(entry).await?;
+                    ctx.state
+                        .store_module(&entry.sha256, &b)
+                        .map_err(|e| Failed(format!("caching {}: {e}", entry.name)))?;
+                    b
+                }
+            };
+            if module_bytes.len() as u64 != entry.size {
+                return Err(Refused(format!("size-mismatch: {}: the index says {} bytes, the module has {}", entry.name, entry.size, module_bytes.len())));
+            }
+            let spec = ctx.spec(&module_bytes, Some(entry)).map_err(|e| Refused(format!("{}: {e}", entry.name)))?;
+            part.modules.push(ActiveModule { spec, source: format!("index serial {} ({})", index.serial, self.settings.url) });
+        }
+        let accepted = Accepted { url: self.settings.url.to_string(), serial: index.serial, etag, sha256: sha.to_owned() };
+        ctx.state
+            .save_accepted(bytes, sig.as_deref(), &accepted)
+            .map_err(|e| Failed(format!("persisting the accepted index: {e}")))?;
+        self.accepted = Some(accepted);
+        Ok(part)
+    }
+
+    async fn download(&mut self, entry: &IndexEntry) -> Result<Vec<u8>, Verdict> {
+        use Verdict::{Failed, Refused};
+        let url = self
+            .settings
+            .url
+            .join(&entry.url)
+            .map_err(|e| Refused(format!("malformed: {}: url {:?}: {e}", entry.name, entry.url)))?;
+        self.downloads += 1;
+        let resp = self
+            .http
+            .get(url.clone())
+            .timeout(self.settings.timeout)
+            .send()
+            .await
+            .map_err(|e| Failed(format!("downloading {} from {url}: {e}", entry.name)))?;
+        if !resp.status().is_success() {
+            return Err(Failed(format!("downloading {} from {url}: HTTP {}", entry.name, resp.status())));
+        }
+        let cap = entry.size.min(self.settings.max_module_bytes);
+        let bytes = read_capped(resp, cap).await.map_err(|e| match e {
+            None => Refused(format!("too-large: {}: the download exceeds {cap} bytes", entry.name)),
+            Some(e) => Failed(format!("downloading {}: {e}", entry.name)),
+        })?;
+        let got = sha256_hex(&bytes);
+        if got != entry.sha256 {
+            return Err(Refused(format!(
+                "sha256-mismatch: {}: expected {}, downloaded {} ({} bytes)",
+                entry.name,
+                entry.sha256,
+                got,
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
+    }
+}
+
+enum Verdict {
+    Refused(String),
+    Failed(String),
+}
+
+/// Exponential backoff with jitter, never longer than `cap`.
+pub fn backoff(failures: u32, cap: Duration) -> Duration {
+    let base = Duration::from_millis(500).saturating_mul(1u32 << failures.min(16));
+    base.min(cap).mul_f64(0.5 + random_unit() / 2.0)
+}
+
+/// A uniform random number in [0, 1).
+pub fn random_unit() -> f64 {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("the OS random source works");
+    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Polls the index until `shutdown`, staging every accepted index.
+pub async fn poll_loop(
+    mut source: IndexSource,
+    ctx: Ctx,
+    staging: Arc<Staging>,
+    status: StatusBoard,
+    poll_interval: Duration,
+    jitter: f64,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
+) {
+    let mut failures = 0u32;
+    loop {
+        let outcome = source.poll(&ctx).await;
+        let (result, error) = match &outcome {
+            PollOutcome::NotModified => ("304", None),
+            PollOutcome::Unchanged => ("200", None),
+            PollOutcome::Accepted(_) => ("200", None),
+            PollOutcome::Refused(r) => ("200", Some(r.clone())),
+            PollOutcome::Failed(e) => ("error", Some(e.clone())),
+        };
+        if let Some(m) = &metrics {
+            m.poll(result);
+        }
+        status.update(|s| s.last_poll = Some(PollStatus { at: now(), result: result.into(), error: error.clone() }));
+        match outcome {
+            PollOutcome::Accepted(part) => {
+                failures = 0;
+                let serial = part.serial;
+                status.update(|s| s.last_accepted_serial = serial);
+                tracing::info!(url = source.url(), serial = ?serial, "accepted a new index");
+                staging.set_part(SourceKind::Index, part);
+            }
+            PollOutcome::Refused(reason) => {
+                failures = 0;
+                if let Some(m) = &metrics {
+                    m.refusal(reason.split(':').next().unwrap_or("other"));
+                }
+                staging.refuse(source.url(), &reason);
+            }
+            PollOutcome::Failed(e) => {
+                failures += 1;
+                tracing::warn!(url = source.url(), "poll failed: {e}");
+                status.update(|s| {
+                    s.last_error = Some(crate::status::Refusal { at: now(), source: source.url().to_owned(), reason: e.clone() })
+                });
+            }
+            PollOutcome::NotModified | PollOutcome::Unchanged => failures = 0,
+        }
+        let wait = if failures > 0 {
+            backoff(failures - 1, poll_interval)
+        } else {
+            poll_interval.mul_f64(1.0 + jitter * (random_unit() * 2.0 - 1.0))
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// The local modules directory source.
+pub struct DirSource {
+    dir: PathBuf,
+    last_good: BTreeMap<String, (String, ActiveModule)>,
+}
+
+impl DirSource {
+    /// A source for `dir`.
+    pub fn new(dir: &Path) -> Self {
+        DirSource { dir: dir.to_owned(), last_good: BTreeMap::new() }
+    }
+
+    /// Scans the directory. A file that fails to load keeps its previous version (if any)
+    /// and is reported. Returns the part and whether it differs from the last scan.
+    pub fn scan(&mut self, ctx: &Ctx, staging: &Staging) -> (Part, bool) {
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(&self.dir) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
+                .collect(),
+            Err(e) => {
+                staging.refuse(&self.dir.display().to_string(), &format!("unreadable: {e}"));
+                Vec::new()
+            }
+        };
+        files.sort();
+        let mut next: BTreeMap<String, (String, ActiveModule)> = BTreeMap::new();
+        for path in files {
+            let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            let source = format!("dir {}", path.display());
+            let loaded = std::fs::read(&path)
+                .map_err(|e| format!("unreadable: {e}"))
+                .and_then(|bytes| ctx.spec(&bytes, None).map(|spec| (sha256_hex(&bytes), spec)));
+            match loaded {
+                Ok((sha, spec)) => {
+                    next.insert(file, (sha, ActiveModule { spec, source }));
+                }
+                Err(e) => {
+                    let kept = self.last_good.get(&file).cloned();
+                    let note = if kept.is_some() { "; keeping its previous version" } else { "" };
+                    staging.refuse(&source, &format!("{e}{note}"));
+                    if let Some(k) = kept {
+                        next.insert(file, k);
+                    }
+                }
+            }
+        }
+        let changed = next.iter().map(|(f, (s, _))| (f, s)).ne(self.last_good.iter().map(|(f, (s, _))| (f, s)));
+        self.last_good = next;
+        let mut modules: Vec<ActiveModule> = Vec::new();
+        for (file, (_, m)) in &self.last_good {
+            let name = &m.spec.module.manifest.name;
+            if modules.iter().any(|x| &x.spec.module.manifest.name == name) {
+                staging.refuse(&format!("dir {}", self.dir.join(file).display()), &format!("duplicate: gatherer {name:?} is already provided by another file"));
+                continue;
+            }
+            modules.push(m.clone());
+        }
+        (Part { modules, serial: None }, changed)
+    }
+}
+
+/// Watches the modules directory (debounced) and stages each changed scan until `shutdown`.
+pub async fn watch_loop(
+    mut source: DirSource,
+    ctx: Ctx,
+    staging: Arc<Staging>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    use notify::Watcher as _;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(16);
+    let mut watcher = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.is_ok() {
+            let _ = tx.try_send(());
+        }
+    }) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!("cannot watch {}: {e}; rescanning every 2s instead", source.dir.display());
+            None
+        }
+    };
+    if let Some(w) = &mut watcher {
+        if let Err(e) = w.watch(&source.dir, notify::RecursiveMode::NonRecursive) {
+            tracing::warn!("cannot watch {}: {e}; rescanning every 2s instead", source.dir.display());
+            watcher = None;
+        }
+    }
+    loop {
+        let changed = tokio::select! {
+            _ = shutdown.changed() => return,
+            ev = rx.recv(), if watcher.is_some() => ev.is_some(),
+            _ = tokio::time::sleep(Duration::from_secs(2)), if watcher.is_none() => true,
+        };
+        if !changed {
+            return;
+        }
+        // Debounce: editors and `cp` produce bursts of events for one change.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        while rx.try_recv().is_ok() {}
+        let (part, changed) = source.scan(&ctx, &staging);
+        if changed {
+            staging.set_part(SourceKind::Dir, part);
+        }
+    }
+}
