@@ -19,6 +19,8 @@
 //! - [`update`]: the update loop: poll the index, verify, stage; watch a local modules dir.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`inspect`]: reading archives back for support engineers: summary, ls, show, diff, trends.
+//! - [`native`]: the same gatherers built natively, served by the same host (tests, baseline).
+//! - [`bench`]: the performance benchmark's measurements (`gather-agent bench`).
 //! - [`kubeclient`]: the host's own kube-rs client and where its config comes from.
 //! - [`tls`]: the single rustls crypto provider (ring) the whole process uses.
 
@@ -37,6 +39,8 @@ pub mod state;
 pub mod status;
 pub mod kubeclient;
 pub mod metrics;
+pub mod native;
+pub mod bench;
 pub mod sim;
 pub mod tls;
 pub mod update;

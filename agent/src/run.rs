@@ -190,8 +190,11 @@ impl Agent {
             next = started + self.cfg.period.mul_f64(spread);
         }
         tracing::info!("shutting down");
+        // Await the aborted tasks so everything they hold (the state dir lock) is released
+        // before `run` returns.
         for t in tasks {
             t.abort();
+            let _ = t.await;
         }
     }
 

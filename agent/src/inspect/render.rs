@@ -101,6 +101,11 @@ fn one_line(s: &str) -> String {
     format!("{cut}…")
 }
 
+/// `1 record`, `2 records`.
+fn count(n: u64, word: &str) -> String {
+    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+}
+
 fn width(s: &str) -> usize {
     s.chars().count()
 }
@@ -191,15 +196,15 @@ pub fn summary_text(s: &Summary, style: &Style) -> String {
     }
     let _ = writeln!(
         out,
-        "size       {} compressed, {} in {} records",
+        "size       {} compressed, {} in {}",
         human_bytes(s.compressed_bytes),
         human_bytes(s.uncompressed_bytes),
-        s.records
+        count(s.records, "record")
     );
     let Some(gatherers) = &s.gatherers else {
         let _ = writeln!(out, "gatherers  unknown: {GATHERS_JSON} could not be read");
         if let Some(records) = &s.records_read {
-            let _ = writeln!(out, "\n{} records could be read:", records.len());
+            let _ = writeln!(out, "\n{} could be read:", count(records.len() as u64, "record"));
             records_table(records, &mut out);
         }
         return out;
@@ -285,10 +290,10 @@ pub fn listing_text(l: &Listing) -> String {
     let bytes = format!("{} bytes ({})", l.total_bytes, human_bytes(l.total_bytes));
     match &l.glob {
         Some(g) => {
-            let _ = writeln!(out, "{} of {} records match {g:?}, {bytes}", l.records.len(), l.archive_records);
+            let _ = writeln!(out, "{} of {} match {g:?}, {bytes}", l.records.len(), count(l.archive_records, "record"));
         }
         None => {
-            let _ = writeln!(out, "{} records, {bytes}", l.records.len());
+            let _ = writeln!(out, "{}, {bytes}", count(l.records.len() as u64, "record"));
         }
     }
     out
@@ -423,10 +428,10 @@ pub fn diff_text(d: &ArchiveDiff, style: &Style) -> String {
     for (label, side) in [("old", &d.old), ("new", &d.new)] {
         let _ = writeln!(
             out,
-            "{label}  {}  gathered {}, {} records",
+            "{label}  {}  gathered {}, {}",
             side.archive.display(),
             gathered_text(side.gathered.as_ref()),
-            side.records
+            count(side.records, "record")
         );
     }
     out.push('\n');
@@ -514,7 +519,7 @@ pub fn trend_text(t: &Trend, style: &Style) -> String {
         (Some(a), Some(b)) => format!(", {} to {}", human_time(*a), human_time(*b)),
         _ => String::new(),
     };
-    let _ = writeln!(out, "{} archives in {}{span}\n", t.periods.len(), t.directory.display());
+    let _ = writeln!(out, "{} in {}{span}\n", count(t.periods.len() as u64, "archive"), t.directory.display());
     let mut table = Table::new(&[
         ("GATHERED", Align::Left),
         ("ARCHIVE", Align::Left),

@@ -135,13 +135,21 @@ pub fn trend(dir: &Path) -> Result<Trend> {
     if files.is_empty() {
         return Err(InspectError::NoArchives { path: dir.to_path_buf() });
     }
-    let mut periods: Vec<Period> = files.into_iter().map(|(name, path)| period(name, &path)).collect();
-    periods.sort_by(|a, b| {
-        let key = |p: &Period| (p.gathered.is_none(), p.gathered.map(|g| g.at));
-        key(a).cmp(&key(b)).then_with(|| a.archive.cmp(&b.archive))
-    });
-    let gatherers = gatherer_trends(&periods);
-    Ok(Trend { directory: dir.to_path_buf(), periods, gatherers })
+    let periods: Vec<Period> = files.into_iter().map(|(name, path)| period(name, &path)).collect();
+    Ok(Trend::from_periods(dir, periods))
+}
+
+impl Trend {
+    /// Orders `periods` by gathering time (unknown times last, then by file name) and works
+    /// out each gatherer's trend across them.
+    pub fn from_periods(directory: &Path, mut periods: Vec<Period>) -> Trend {
+        periods.sort_by(|a, b| {
+            let key = |p: &Period| (p.gathered.is_none(), p.gathered.map(|g| g.at));
+            key(a).cmp(&key(b)).then_with(|| a.archive.cmp(&b.archive))
+        });
+        let gatherers = gatherer_trends(&periods);
+        Trend { directory: directory.to_path_buf(), periods, gatherers }
+    }
 }
 
 fn period(archive: String, path: &Path) -> Period {

@@ -79,6 +79,7 @@ fn array(raw: &RawValue) -> Option<Vec<&RawValue>> {
 }
 
 /// One page of a list, split into items.
+#[derive(Debug)]
 pub(crate) struct Page {
     /// The items, as sent.
     pub items: Vec<Box<RawValue>>,

@@ -1,0 +1,1 @@
+//! The performance benchmark's measurements (`gather-agent bench`); see docs/PERFORMANCE.md.
