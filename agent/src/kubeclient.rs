@@ -19,7 +19,7 @@ pub enum ClientError {
     },
     /// The in-cluster service account could not be used.
     #[error("no --kubeconfig, no KUBECONFIG, and in-cluster config failed: {0}")]
-    InCluster(#[source] kube::config::InClusterError),
+    InCluster(String),
     /// The client could not be created from the config.
     #[error("creating the Kubernetes client: {0}")]
     Client(#[source] kube::Error),
@@ -67,7 +67,57 @@ pub async fn connect(flag: Option<&Path>) -> Result<(kube::Client, ConfigSource)
         let first = std::env::split_paths(&env).next().unwrap_or_default();
         return Ok((from_kubeconfig(&first).await?, ConfigSource::Env(first)));
     }
+    let config = in_cluster_config(&service_account_dir())?;
     crate::tls::install_crypto_provider();
-    let config = kube::Config::incluster().map_err(ClientError::InCluster)?;
     Ok((kube::Client::try_from(config).map_err(ClientError::Client)?, ConfigSource::InCluster))
+}
+
+/// Where the pod's service account is mounted. `GATHER_AGENT_SERVICEACCOUNT_DIR` overrides it
+/// (tests point it, and `KUBERNETES_SERVICE_HOST`/`_PORT`, at a simulator).
+pub fn service_account_dir() -> PathBuf {
+    std::env::var_os("GATHER_AGENT_SERVICEACCOUNT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount"))
+}
+
+/// The in-cluster config: API server from `KUBERNETES_SERVICE_HOST`/`_PORT`, CA and
+/// namespace from the service-account dir, and the token as a *file* so that kube-rs re-reads
+/// it as the kubelet rotates it (bound service-account tokens expire within the hour).
+pub fn in_cluster_config(sa_dir: &Path) -> Result<kube::Config, ClientError> {
+    let err = |m: String| ClientError::InCluster(m);
+    let host = std::env::var("KUBERNETES_SERVICE_HOST").map_err(|_| err("KUBERNETES_SERVICE_HOST is not set (not running in a pod?)".into()))?;
+    let port = std::env::var("KUBERNETES_SERVICE_PORT").map_err(|_| err("KUBERNETES_SERVICE_PORT is not set".into()))?;
+    let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host };
+    let url: http::Uri = format!("https://{host}:{port}").parse().map_err(|e| err(format!("bad API server address: {e}")))?;
+    let token = sa_dir.join("token");
+    match std::fs::read(&token) {
+        Err(_) => return Err(err(format!("no service-account token at {}", token.display()))),
+        // kube-rs sends the file verbatim; the kubelet never writes trailing whitespace, but a
+        // hand-made token file often has a newline, which the API server then rejects.
+        Ok(t) if t.last().is_some_and(u8::is_ascii_whitespace) => {
+            return Err(err(format!("the token file {} ends with whitespace (a newline?); write it without one", token.display())))
+        }
+        Ok(_) => {}
+    }
+    let ca_path = sa_dir.join("ca.crt");
+    let ca_pem = std::fs::read(&ca_path).map_err(|e| err(format!("reading {}: {e}", ca_path.display())))?;
+    let certs = rustls_pemfile_certs(&ca_pem).map_err(|e| err(format!("{}: {e}", ca_path.display())))?;
+    let mut config = kube::Config::new(url);
+    config.root_cert = Some(certs);
+    config.auth_info.token_file = Some(token.display().to_string());
+    if let Ok(ns) = std::fs::read_to_string(sa_dir.join("namespace")) {
+        config.default_namespace = ns.trim().to_owned();
+    }
+    Ok(config)
+}
+
+/// DER certificates from a PEM bundle.
+fn rustls_pemfile_certs(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    let certs: Result<Vec<_>, _> = rustls::pki_types::CertificateDer::pem_slice_iter(pem).collect();
+    let certs = certs.map_err(|e| format!("not a PEM certificate bundle: {e}"))?;
+    if certs.is_empty() {
+        return Err("no certificates in the CA bundle".into());
+    }
+    Ok(certs.into_iter().map(|c| c.to_vec()).collect())
 }

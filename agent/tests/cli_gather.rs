@@ -103,3 +103,52 @@ fn gather_without_modules_is_a_clear_error() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_cluster_service_account_is_the_last_resort() {
+    let sim = common::start_sample().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sa = dir.path().join("serviceaccount");
+    std::fs::create_dir_all(&sa).unwrap();
+    // As the kubelet writes it: no trailing newline.
+    std::fs::write(sa.join("token"), &sim.token).unwrap();
+    std::fs::write(sa.join("ca.crt"), &sim.ca_pem).unwrap();
+    std::fs::write(sa.join("namespace"), "gather-agent").unwrap();
+    let modules = modules_dir(dir.path());
+    let pod_env = |sa: &Path| {
+        vec![
+            ("KUBERNETES_SERVICE_HOST", "127.0.0.1".to_owned()),
+            ("KUBERNETES_SERVICE_PORT", sim.addr.port().to_string()),
+            ("GATHER_AGENT_SERVICEACCOUNT_DIR", s(sa)),
+        ]
+    };
+    let o = gather(vec!["--modules".into(), s(&modules), "--out".into(), s(&dir.path().join("a"))], pod_env(&sa)).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("in-cluster service account"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("0 failed"), "the token and CA from the files work");
+
+    // KUBECONFIG comes before in-cluster: a bad one is reported even inside a pod.
+    let bad = dir.path().join("bad");
+    std::fs::write(&bad, "nope: [").unwrap();
+    let mut env = pod_env(&sa);
+    env.push(("KUBECONFIG", s(&bad)));
+    let o = gather(vec!["--modules".into(), s(&modules), "--out".into(), s(&dir.path().join("b"))], env).await;
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&s(&bad)));
+
+    // A hand-made token file with a newline is a clear error, not a mysterious 401.
+    let nl = dir.path().join("nl-sa");
+    std::fs::create_dir_all(&nl).unwrap();
+    std::fs::write(nl.join("token"), format!("{}\n", sim.token)).unwrap();
+    std::fs::write(nl.join("ca.crt"), &sim.ca_pem).unwrap();
+    let o = gather(vec!["--modules".into(), s(&modules), "--out".into(), s(&dir.path().join("d"))], pod_env(&nl)).await;
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ends with whitespace"));
+
+    // A missing token is a clear error, not a crash.
+    let empty = dir.path().join("empty-sa");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = gather(vec!["--modules".into(), s(&modules), "--out".into(), s(&dir.path().join("c"))], pod_env(&empty)).await;
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no service-account token"));
+}
