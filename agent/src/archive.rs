@@ -88,6 +88,9 @@ impl RecordError {
     }
 }
 
+/// The record holding the cluster id (plain text), as in the Insights Operator's archives.
+pub const CLUSTER_ID_RECORD: &str = "config/id";
+
 /// Why a whole archive could not be created, finished or read.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -120,6 +123,9 @@ pub enum ArchiveError {
         #[source]
         source: io::Error,
     },
+    /// The period was abandoned (shutdown) before the archive was finished; nothing was written.
+    #[error("the period was abandoned before its archive was finished; no archive was written")]
+    Abandoned,
     /// `gathers.json` could not be serialized.
     #[error("serializing {GATHERS_JSON}: {0}")]
     Metadata(#[source] serde_json::Error),
@@ -249,6 +255,8 @@ pub struct ArchiveWriter {
     // large record being compressed.
     bytes: AtomicU64,
     records: AtomicU64,
+    /// The `config/id` record, kept for the upload's User-Agent (as IO sends the cluster id).
+    cluster_id: Mutex<Option<String>>,
 }
 
 impl ArchiveWriter {
@@ -283,6 +291,7 @@ impl ArchiveWriter {
             cap_bytes,
             bytes: AtomicU64::new(0),
             records: AtomicU64::new(0),
+            cluster_id: Mutex::new(None),
         })
     }
 
@@ -319,7 +328,19 @@ impl ArchiveWriter {
         inner.records += 1;
         self.bytes.store(inner.bytes, Ordering::Relaxed);
         self.records.store(inner.records, Ordering::Relaxed);
+        drop(inner);
+        if name == CLUSTER_ID_RECORD && data.len() <= 128 {
+            let id = String::from_utf8_lossy(data).trim().to_owned();
+            if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                *self.cluster_id.lock().unwrap_or_else(PoisonError::into_inner) = Some(id);
+            }
+        }
         Ok(())
+    }
+
+    /// The cluster id, if a gatherer recorded `config/id`.
+    pub fn cluster_id(&self) -> Option<String> {
+        self.cluster_id.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Uncompressed bytes of records accepted so far.

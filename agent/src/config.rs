@@ -62,6 +62,18 @@ pub struct RunSettings {
     pub jitter: Option<f64>,
     /// The publisher's ed25519 public key (base64, or a path to a file holding it).
     pub public_key: Option<String>,
+    /// Address of the operator endpoints (`:8080`, `127.0.0.1:9000`, or `off`).
+    pub listen: Option<String>,
+    /// Keep at most this many archives.
+    pub keep_archives: Option<usize>,
+    /// Delete archives older than this (such as `12d`).
+    pub max_archive_age: Option<String>,
+    /// Upload each archive to this URL (multipart `file`, as the Insights Operator does).
+    pub upload_url: Option<String>,
+    /// File holding the upload bearer token.
+    pub upload_token_file: Option<std::path::PathBuf>,
+    /// On shutdown, how long a running period may take to finish (such as `20s`).
+    pub shutdown_grace: Option<String>,
 }
 
 impl Default for AgentConfig {

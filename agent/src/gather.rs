@@ -74,6 +74,8 @@ pub struct PeriodResult {
     pub archive: PathBuf,
     /// The metadata written as `insights-operator/gathers.json`.
     pub metadata: GathersMetadata,
+    /// The cluster id, when a gatherer recorded `config/id`.
+    pub cluster_id: Option<String>,
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
@@ -183,6 +185,11 @@ pub async fn run_period(
             ..Default::default()
         });
     }
+    if sandbox.is_cancelled() {
+        // Dropping the writer deletes its temp file: an abandoned period leaves nothing behind.
+        drop(writer);
+        return Err(ArchiveError::Abandoned);
+    }
     reports.sort_by(|a, b| a.name.cmp(&b.name));
     let finished_at = time::OffsetDateTime::now_utc();
     let metadata = GathersMetadata {
@@ -200,12 +207,13 @@ pub async fn run_period(
     };
     // Every task holding a clone has been awaited above, so this is the last reference.
     let writer = Arc::try_unwrap(writer).unwrap_or_else(|_| unreachable!("all gatherer tasks have finished"));
+    let cluster_id = writer.cluster_id();
     let meta = metadata.clone();
     let out_dir = opts.out_dir.clone();
     let archive = tokio::task::spawn_blocking(move || writer.finish(&meta))
         .await
         .map_err(|e| ArchiveError::Write { path: out_dir, source: std::io::Error::other(e.to_string()) })??;
-    Ok(PeriodResult { archive, metadata })
+    Ok(PeriodResult { archive, metadata, cluster_id })
 }
 
 /// Loads every `*.wasm` in `dir` (sorted by file name), applying `config`'s per-module

@@ -17,6 +17,9 @@
 //! - [`status`]: what the agent is doing, persisted as `status.json`.
 //! - [`run`]: the periodic agent: activate staged sets at period start, gather, archive.
 //! - [`update`]: the update loop: poll the index, verify, stage; watch a local modules dir.
+//! - [`endpoints`]: `/healthz`, `/readyz`, `/metrics`, `/status` for operators.
+//! - [`retention`]: pruning old archives; removing temp files a crash left.
+//! - [`upload`]: optional upload of each archive, as the Insights Operator does.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`inspect`]: reading archives back for support engineers: summary, ls, show, diff, trends.
 //! - [`native`]: the same gatherers built natively, served by the same host (tests, baseline).
@@ -26,12 +29,14 @@
 
 pub mod archive;
 pub mod config;
+pub mod endpoints;
 pub mod gather;
 pub mod index;
 pub mod inspect;
 pub mod pdk;
 pub mod policy;
 pub mod publish;
+pub mod retention;
 pub mod run;
 pub mod sandbox;
 pub mod serve;
@@ -44,3 +49,4 @@ pub mod bench;
 pub mod sim;
 pub mod tls;
 pub mod update;
+pub mod upload;

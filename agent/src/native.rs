@@ -236,10 +236,11 @@ pub async fn run_period(api: Arc<dyn Api>, specs: Vec<NativeSpec>, opts: &Period
         warnings: opts.warnings.clone(),
     };
     let writer = Arc::try_unwrap(writer).unwrap_or_else(|_| unreachable!("all gatherer tasks have finished"));
+    let cluster_id = writer.cluster_id();
     let meta = metadata.clone();
     let out_dir = opts.out_dir.clone();
     let archive = tokio::task::spawn_blocking(move || writer.finish(&meta))
         .await
         .map_err(|e| ArchiveError::Write { path: out_dir, source: std::io::Error::other(e.to_string()) })??;
-    Ok(PeriodResult { archive, metadata })
+    Ok(PeriodResult { archive, metadata, cluster_id })
 }

@@ -14,6 +14,8 @@ use crate::config::AgentConfig;
 use crate::gather::{self, PeriodOptions};
 use crate::metrics::Metrics;
 use crate::pdk::Api;
+use crate::retention::{self, Retention};
+use crate::upload::UploadConfig;
 use crate::sandbox::Sandbox;
 use crate::state::{StateDir, StateError};
 use crate::status::{now, ArchiveStatus, StatusBoard};
@@ -44,6 +46,14 @@ pub struct RunConfig {
     pub max_module_bytes: u64,
     /// Timeout per download/poll.
     pub http_timeout: Duration,
+    /// Where to serve /healthz, /readyz, /metrics and /status.
+    pub listen: Option<std::net::SocketAddr>,
+    /// How many archives to keep, and for how long.
+    pub retention: Retention,
+    /// Upload each archive here, when set.
+    pub upload: Option<UploadConfig>,
+    /// On shutdown, how long a running period may take to finish before it is abandoned.
+    pub shutdown_grace: Duration,
 }
 
 impl RunConfig {
@@ -61,6 +71,10 @@ impl RunConfig {
             agent: AgentConfig::default(),
             max_module_bytes: 32 * 1024 * 1024,
             http_timeout: Duration::from_secs(30),
+            listen: None,
+            retention: Retention::default(),
+            upload: None,
+            shutdown_grace: Duration::from_secs(20),
         }
     }
 }
@@ -77,6 +91,24 @@ pub enum RunError {
     /// The modules directory does not exist.
     #[error("modules directory {0} does not exist")]
     NoModulesDir(PathBuf),
+    /// The endpoints address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The output directory is unusable.
+    #[error("output directory {dir}: {source}")]
+    Out {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A configured agent, ready to run.
@@ -88,6 +120,8 @@ pub struct Agent {
     active: Arc<ArcSwapOption<ModuleSet>>,
     metrics: Arc<Metrics>,
     process_started: Instant,
+    listener: Option<std::net::TcpListener>,
+    http: reqwest::Client,
 }
 
 impl Agent {
@@ -102,6 +136,20 @@ impl Agent {
             }
         }
         let state = Arc::new(StateDir::open(&cfg.state_dir)?);
+        // We hold the lock now, so temp files in the output dir are leftovers of a crash.
+        std::fs::create_dir_all(&cfg.out_dir).map_err(|source| RunError::Out { dir: cfg.out_dir.clone(), source })?;
+        for p in retention::remove_stale_temp_files(&cfg.out_dir).map_err(|source| RunError::Out { dir: cfg.out_dir.clone(), source })? {
+            tracing::warn!(path = %p.display(), "removed the temp file of an archive a previous run did not finish");
+        }
+        let listener = match cfg.listen {
+            Some(addr) => {
+                let l = std::net::TcpListener::bind(addr).map_err(|source| RunError::Listen { addr, source })?;
+                l.set_nonblocking(true).map_err(|source| RunError::Listen { addr, source })?;
+                Some(l)
+            }
+            None => None,
+        };
+        crate::tls::install_crypto_provider();
         let status = StatusBoard::new(Some(state.clone()));
         let staging = Arc::new(Staging::new(status.clone()));
         let ctx = Ctx { sandbox: Arc::new(Sandbox::new()), state, config: Arc::new(cfg.agent.clone()) };
@@ -113,7 +161,14 @@ impl Agent {
             active: Arc::new(ArcSwapOption::empty()),
             metrics: Arc::new(Metrics::new()),
             process_started: Instant::now(),
+            listener,
+            http: reqwest::Client::builder().user_agent(crate::upload::user_agent(None)).build().expect("an HTTP client builds"),
         })
+    }
+
+    /// Where the operator endpoints listen, when enabled.
+    pub fn endpoints_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The live status.
@@ -129,8 +184,24 @@ impl Agent {
     /// Runs until `shutdown` flips to true: update sources in the background, periods in the
     /// foreground. A period in progress when shutdown arrives is finished (each gatherer is
     /// bounded by its deadline), so no archive is left partial.
-    pub async fn run(self, api: Arc<dyn Api>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(mut self, api: Arc<dyn Api>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut tasks = Vec::new();
+        if let Some(l) = self.listener.take() {
+            match tokio::net::TcpListener::from_std(l) {
+                Ok(listener) => {
+                    let (status, metrics, mut rx) = (self.status.clone(), self.metrics.clone(), shutdown.clone());
+                    tasks.push(tokio::spawn(async move {
+                        let stop = async move {
+                            let _ = rx.wait_for(|s| *s).await;
+                        };
+                        if let Err(e) = crate::endpoints::run(listener, status, metrics, stop).await {
+                            tracing::error!("endpoints server failed: {e}");
+                        }
+                    }));
+                }
+                Err(e) => tracing::error!("endpoints listener: {e}"),
+            }
+        }
         if let Some(url) = &self.cfg.index_url {
             let mut source = IndexSource::new(IndexSettings {
                 url: url.clone(),
@@ -184,7 +255,27 @@ impl Agent {
                 _ = shutdown.changed() => break,
             }
             let started = Instant::now();
-            self.period(&api).await;
+            let period = self.period(&api);
+            tokio::pin!(period);
+            let finished = tokio::select! {
+                r = &mut period => r,
+                _ = shutdown.changed() => {
+                    let grace = self.cfg.shutdown_grace;
+                    tracing::info!("shutdown requested during a period; letting it finish (up to {})", humantime::format_duration(grace));
+                    if tokio::time::timeout(grace, &mut period).await.is_err() {
+                        tracing::warn!("abandoning the period: stopping the gatherers; no archive is written");
+                        self.ctx.sandbox.cancel_runs();
+                        period.await;
+                    }
+                    break;
+                }
+            };
+            if let Some(result) = finished {
+                self.after_period(&result, &mut shutdown).await;
+                if *shutdown.borrow() {
+                    break;
+                }
+            }
             let spread = 1.0 + self.cfg.jitter * (update::random_unit() * 2.0 - 1.0);
             // Periods start on schedule; one that overran its slot is followed at once.
             next = started + self.cfg.period.mul_f64(spread);
@@ -198,7 +289,44 @@ impl Agent {
         }
     }
 
-    async fn period(&self, api: &Arc<dyn Api>) {
+    /// Retention, then the optional upload (abandoned, not the archive, on shutdown).
+    async fn after_period(&self, result: &gather::PeriodResult, shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+        match retention::prune(&self.cfg.out_dir, &self.cfg.retention, std::time::SystemTime::now()) {
+            Ok(removed) => {
+                for p in removed {
+                    tracing::info!(path = %p.display(), "pruned an archive (retention)");
+                }
+            }
+            Err(e) => tracing::warn!("retention: {e}"),
+        }
+        let Some(cfg) = &self.cfg.upload else { return };
+        let upload = crate::upload::upload(&self.http, cfg, &result.archive, result.cluster_id.as_deref());
+        let outcome = tokio::select! {
+            r = upload => r,
+            _ = shutdown.changed() => {
+                tracing::info!("shutdown: upload abandoned; the archive stays on disk");
+                return;
+            }
+        };
+        let (res, error) = match &outcome {
+            Ok(_) => ("ok", None),
+            Err(crate::upload::UploadError::Unauthorized(_)) => ("unauthorized", outcome.as_ref().err().map(|e| e.to_string())),
+            Err(e) => ("error", Some(e.to_string())),
+        };
+        if let Some(e) = &error {
+            tracing::warn!(archive = %result.archive.display(), "{e}");
+        }
+        self.metrics.upload(res);
+        let archive = result.archive.display().to_string();
+        self.status.update(|s| {
+            s.last_upload = Some(crate::status::UploadStatus { at: now(), archive, result: res.into(), error: error.clone() });
+            if let Some(e) = error {
+                s.last_error = Some(crate::status::Refusal { at: now(), source: "upload".into(), reason: e });
+            }
+        });
+    }
+
+    async fn period(&self, api: &Arc<dyn Api>) -> Option<gather::PeriodResult> {
         if let Some(staged) = self.staging.take_staged() {
             let at = now();
             tracing::info!(
@@ -219,7 +347,7 @@ impl Agent {
             let keep: Vec<String> = self.active.load().iter().flat_map(|s| s.modules.iter().map(|m| m.spec.module.sha256.clone())).collect();
             self.ctx.sandbox.retain(&keep);
         }
-        let Some(set) = self.active.load_full() else { return };
+        let Some(set) = self.active.load_full() else { return None };
         let mut opts = PeriodOptions::new(&self.cfg.out_dir);
         opts.concurrency = self.cfg.agent.concurrency;
         opts.archive_max_bytes = self.cfg.agent.archive_max_bytes;
@@ -242,6 +370,7 @@ impl Agent {
                     s.periods += 1;
                     s.last_archive = Some(ArchiveStatus { path: result.archive.display().to_string(), at: now(), records, failed_gatherers: failed });
                 });
+                Some(result)
             }
             Err(e) => {
                 tracing::error!("period failed, no archive written: {e}");
@@ -253,6 +382,7 @@ impl Agent {
                     s.periods += 1;
                     s.last_error = Some(crate::status::Refusal { at: now(), source: "archive".into(), reason: e.to_string() });
                 });
+                None
             }
         }
     }

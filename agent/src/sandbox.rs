@@ -168,6 +168,8 @@ pub struct RunOutcome {
 
 /// The wasm engine, its host functions and the compiled-module cache.
 pub struct Sandbox {
+    /// Set on shutdown: every running guest stops at its next fuel slice.
+    cancelled: std::sync::atomic::AtomicBool,
     engine: Engine,
     linker: Linker<HostState>,
     cache: Mutex<HashMap<String, Arc<LoadedModule>>>,
@@ -200,7 +202,7 @@ impl Sandbox {
             .set_max_recursion_depth(16 * 1024);
         let engine = Engine::new(&config);
         let linker = pdk::linker(&engine);
-        Sandbox { engine, linker, cache: Mutex::new(HashMap::new()) }
+        Sandbox { cancelled: Default::default(), engine, linker, cache: Mutex::new(HashMap::new()) }
     }
 
     /// Validates and compiles `bytes`, or returns the cached module with the same sha256.
@@ -212,6 +214,17 @@ impl Sandbox {
         let loaded = Arc::new(self.compile(bytes, sha256.clone())?);
         self.cache.lock().expect("cache lock").insert(sha256, loaded.clone());
         Ok(loaded)
+    }
+
+    /// Stops every running guest at its next fuel slice (a few milliseconds), with kind
+    /// `cancelled`; runs started later are stopped at once. Used to abandon a period on shutdown.
+    pub fn cancel_runs(&self) {
+        self.cancelled.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether [`Self::cancel_runs`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Number of compiled modules cached.
@@ -298,6 +311,18 @@ impl Sandbox {
         })
     }
 
+    /// Instantiates `module` in a fresh store without running it, and returns how long that
+    /// took: the fixed cost of every run before the guest's first instruction (for benchmarks).
+    pub fn instantiate(&self, module: &LoadedModule, state: HostState) -> Result<Duration, String> {
+        let started = Instant::now();
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_fuel(FUEL_SLICE).expect("fuel metering is enabled");
+        let instance = self.linker.instantiate_and_start(&mut store, &module.module).map_err(|e| e.to_string())?;
+        instance.get_typed_func::<(), i32>(&store, abi::ENTRY).map_err(|e| e.to_string())?;
+        Ok(started.elapsed())
+    }
+
     /// Runs `module`'s entry point once in a fresh store. Blocking: call from a blocking thread.
     pub fn run(&self, module: &LoadedModule, state: HostState, limits: &Limits) -> RunOutcome {
         let started = Instant::now();
@@ -333,6 +358,10 @@ impl Sandbox {
                 Ok(TypedResumableCall::OutOfFuel(invocation)) => {
                     if fuel_added >= limits.fuel {
                         let f = Failure { kind: "fuel", message: format!("fuel budget of {} exhausted", limits.fuel) };
+                        return finish(store, fuel_added, Err(f));
+                    }
+                    if self.is_cancelled() {
+                        let f = Failure { kind: "cancelled", message: "the agent is shutting down".into() };
                         return finish(store, fuel_added, Err(f));
                     }
                     if Instant::now() >= deadline {

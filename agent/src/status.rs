@@ -98,6 +98,22 @@ pub struct Status {
     pub periods: u64,
     /// The last archive.
     pub last_archive: Option<ArchiveStatus>,
+    /// The last upload attempt, when uploads are configured.
+    pub last_upload: Option<UploadStatus>,
+}
+
+/// The last upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadStatus {
+    /// When it ended.
+    pub at: String,
+    /// The archive.
+    pub archive: String,
+    /// `ok`, `error` or `unauthorized`.
+    pub result: String,
+    /// What went wrong.
+    pub error: Option<String>,
 }
 
 /// The shared, persisted status.

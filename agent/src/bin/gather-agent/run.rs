@@ -37,6 +37,24 @@ pub struct RunArgs {
     /// The publisher's public key (base64, or a file holding it). When set, indexes must be signed by it.
     #[arg(long, env = "GATHER_AGENT_PUBLIC_KEY", value_name = "KEY")]
     pub public_key: Option<String>,
+    /// Operator endpoints (/healthz, /readyz, /metrics, /status): an address, `:PORT`, or `off` [default: :8080].
+    #[arg(long, env = "GATHER_AGENT_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Keep at most N archives in the output directory [default: 200].
+    #[arg(long, env = "GATHER_AGENT_KEEP_ARCHIVES", value_name = "N")]
+    pub keep_archives: Option<usize>,
+    /// Delete archives older than this [default: 12d, as the Insights Operator].
+    #[arg(long, env = "GATHER_AGENT_MAX_ARCHIVE_AGE", value_name = "DURATION")]
+    pub max_archive_age: Option<String>,
+    /// Upload each archive here (multipart `file` part, bearer token, as the Insights Operator).
+    #[arg(long, env = "GATHER_AGENT_UPLOAD_URL", value_name = "URL")]
+    pub upload_url: Option<String>,
+    /// File holding the upload bearer token (re-read for every upload).
+    #[arg(long, env = "GATHER_AGENT_UPLOAD_TOKEN_FILE", value_name = "PATH")]
+    pub upload_token_file: Option<PathBuf>,
+    /// On SIGTERM, how long a running period may take to finish before it is abandoned [default: 20s].
+    #[arg(long, env = "GATHER_AGENT_SHUTDOWN_GRACE", value_name = "DURATION")]
+    pub shutdown_grace: Option<String>,
     /// Config file (JSON): limits, per-module policy/config, and a `run` section with these settings.
     #[arg(long, env = "GATHER_AGENT_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -78,6 +96,29 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<(agent::run::RunConfig, Option<P
     if let Some(k) = args.public_key.or(f.public_key) {
         cfg.public_key = Some(agent::index::parse_public_key(&k).context("--public-key")?);
     }
+    let listen = args.listen.or(f.listen).unwrap_or_else(|| ":8080".into());
+    cfg.listen = match listen.as_str() {
+        "off" | "none" | "" => None,
+        l => {
+            let full = if l.starts_with(':') { format!("0.0.0.0{l}") } else { l.to_owned() };
+            Some(full.parse().with_context(|| format!("--listen {l:?} is not an address (examples: :8080, 127.0.0.1:9000, off)"))?)
+        }
+    };
+    if let Some(n) = args.keep_archives.or(f.keep_archives) {
+        anyhow::ensure!(n > 0, "--keep-archives must be at least 1");
+        cfg.retention.max_archives = Some(n);
+    }
+    if let Some(a) = args.max_archive_age.or(f.max_archive_age) {
+        cfg.retention.max_age = Some(duration("max archive age", &a)?);
+    }
+    if let Some(u) = args.upload_url.or(f.upload_url) {
+        let mut up = agent::upload::UploadConfig::new(reqwest::Url::parse(&u).with_context(|| format!("upload URL {u:?}"))?);
+        up.token_file = args.upload_token_file.or(f.upload_token_file);
+        cfg.upload = Some(up);
+    }
+    if let Some(g) = args.shutdown_grace.or(f.shutdown_grace) {
+        cfg.shutdown_grace = duration("shutdown grace", &g)?;
+    }
     let kubeconfig = args.kubeconfig.or(f.kubeconfig);
     cfg.agent = file;
     Ok((cfg, kubeconfig))
@@ -88,6 +129,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (client, source) = agent::kubeclient::connect(kubeconfig.as_deref()).await?;
     tracing::info!("Kubernetes client from {source}");
     let agent = agent::run::Agent::new(cfg.clone())?;
+    if let Some(addr) = agent.endpoints_addr() {
+        tracing::info!("endpoints: http://{addr}/healthz /readyz /metrics /status");
+    }
     tracing::info!(
         index = cfg.index_url.as_ref().map(|u| u.as_str()).unwrap_or("-"),
         modules_dir = %cfg.modules_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "-".into()),

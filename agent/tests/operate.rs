@@ -1,0 +1,306 @@
+//! Running as a cluster operator: endpoints and metrics scraped for real, retention, upload
+//! to a loopback receiver, and SIGTERM during a period leaving no partial archive.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agent::run::{Agent, RunConfig};
+use agent::status::{Status, StatusBoard};
+
+fn hello(name: &str, text: &str) -> Vec<u8> {
+    let rec = format!("config/{name}.txt");
+    let manifest = format!(r#"{{\"name\":\"{name}\",\"version\":\"1.0.0\",\"abi\":1,\"permissions\":[]}}"#);
+    wat::parse_str(format!(
+        r#"(module (import "gather" "record" (func $record (param i32 i32 i32 i32) (result i32)))
+             (memory (export "memory") 1) (data (i32.const 0) "{rec}") (data (i32.const 256) "{text}")
+             (func (export "gather_abi_version_1"))
+             (func (export "gather") (result i32) (drop (call $record (i32.const 0) (i32.const {}) (i32.const 256) (i32.const {}))) (i32.const 0))
+             (@custom "gather.manifest" "{manifest}"))"#,
+        rec.len(),
+        text.len()
+    ))
+    .unwrap()
+}
+
+struct Running {
+    tx: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    status: StatusBoard,
+    endpoints: Option<std::net::SocketAddr>,
+}
+
+impl Running {
+    async fn until(&self, what: &str, cond: impl Fn(&Status) -> bool) -> Status {
+        for _ in 0..600 {
+            let s = self.status.get();
+            if cond(&s) {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {what}: {:#?}", self.status.get());
+    }
+
+    async fn stop(self) {
+        let _ = self.tx.send(true);
+        tokio::time::timeout(Duration::from_secs(30), self.task).await.unwrap().unwrap();
+    }
+}
+
+async fn start(sim: &agent::sim::SimHandle, work: &Path, modules: &[(&str, Vec<u8>)], tweak: impl FnOnce(&mut RunConfig)) -> Running {
+    let dir = work.join("modules");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, bytes) in modules {
+        std::fs::write(dir.join(format!("{name}.wasm")), bytes).unwrap();
+    }
+    let mut cfg = RunConfig::new(work.join("out"), work.join("state"));
+    cfg.modules_dir = Some(dir);
+    cfg.period = Duration::from_millis(300);
+    cfg.jitter = 0.0;
+    cfg.listen = Some("127.0.0.1:0".parse().unwrap());
+    tweak(&mut cfg);
+    let agent = Agent::new(cfg).unwrap();
+    let endpoints = agent.endpoints_addr();
+    let status = agent.status();
+    let kc = work.join("kubeconfig");
+    sim.write_kubeconfig(&kc).unwrap();
+    let client = agent::kubeclient::from_kubeconfig(&kc).await.unwrap();
+    let api = Arc::new(agent::policy::Bridge::new(client, tokio::runtime::Handle::current()));
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(agent.run(api, rx));
+    Running { tx, task, status, endpoints }
+}
+
+fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name_and_labels) && l[name_and_labels.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name_and_labels} in:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_serve_health_readiness_status_and_real_metrics() {
+    let sim = common::start_sample().await;
+    let work = tempfile::tempdir().unwrap();
+    let nodes = common::built_gatherers().into_iter().find(|(n, _)| n == "nodes.wasm").unwrap().1;
+    let trap = common::wat("guests/trap.wat").1;
+    let agent = start(&sim, work.path(), &[("nodes", nodes), ("trap", trap)], |_| {}).await;
+    let base = format!("http://{}", agent.endpoints.unwrap());
+    agent::tls::install_crypto_provider();
+    let http = reqwest::Client::new();
+    assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
+    agent.until("two periods", |s| s.periods >= 2).await;
+    assert_eq!(http.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
+
+    let resp = http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    let text = resp.text().await.unwrap();
+    assert!(metric(&text, "gather_agent_periods_total") >= 2.0);
+    assert!(metric(&text, r#"gather_agent_gatherer_errors_total{gatherer="trap",kind="trap"}"#) >= 2.0);
+    assert!(text.lines().all(|l| !l.starts_with(r#"gather_agent_gatherer_errors_total{gatherer="nodes""#)), "nodes never failed");
+    assert_eq!(metric(&text, "gather_agent_module_set_activations_total"), 1.0);
+    assert!(metric(&text, r#"gather_agent_gatherer_fuel_total{gatherer="nodes"}"#) > 0.0);
+    assert!(metric(&text, r#"gather_agent_gatherer_duration_seconds_count{gatherer="nodes"}"#) >= 2.0);
+    assert!(metric(&text, "gather_agent_archive_bytes_total") > 0.0);
+    let last_size = metric(&text, "gather_agent_last_archive_bytes");
+    let status: Status = http.get(format!("{base}/status")).send().await.unwrap().json().await.unwrap();
+    assert!(status.ready && status.periods >= 2);
+    let on_disk: Status = serde_json::from_slice(&std::fs::read(work.path().join("state/status.json")).unwrap()).unwrap();
+    assert!(on_disk.periods >= 2, "status.json is persisted too");
+    let names: Vec<&str> = status.active.as_ref().unwrap().modules.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["nodes", "trap"]);
+    assert!(last_size > 0.0);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_waits_for_a_first_module_set() {
+    let sim = common::start_sample().await;
+    let work = tempfile::tempdir().unwrap();
+    let agent = start(&sim, work.path(), &[], |cfg| {
+        cfg.modules_dir = None;
+        // An index nobody serves: the agent runs, but has nothing to activate.
+        cfg.index_url = Some("http://127.0.0.1:9/index.json".parse().unwrap());
+        cfg.poll_interval = Duration::from_millis(100);
+    })
+    .await;
+    let base = format!("http://{}", agent.endpoints.unwrap());
+    agent.until("a failed poll", |s| s.last_poll.as_ref().is_some_and(|p| p.result == "error")).await;
+    agent::tls::install_crypto_provider();
+    let r = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("no module set"));
+    assert_eq!(reqwest::get(format!("{base}/healthz")).await.unwrap().status(), 200);
+    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metric(&metrics, r#"gather_agent_index_polls_total{result="error"}"#) >= 1.0);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_the_newest_archives() {
+    let sim = common::start_sample().await;
+    let work = tempfile::tempdir().unwrap();
+    let agent = start(&sim, work.path(), &[("a", hello("a", "x"))], |cfg| {
+        cfg.retention.max_archives = Some(2);
+        cfg.period = Duration::from_millis(1100);
+    })
+    .await;
+    agent.until("four periods", |s| s.periods >= 4).await;
+    agent.stop().await;
+    let left: Vec<PathBuf> = std::fs::read_dir(work.path().join("out")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+}
+
+/// A receiver that records what it got and answers with the scripted statuses.
+async fn receiver(script: Vec<u16>) -> (String, Arc<Mutex<Vec<(u16, Vec<u8>, String, String)>>>) {
+    use axum::extract::{Multipart, State};
+    use axum::http::HeaderMap;
+    type Log = Arc<Mutex<Vec<(u16, Vec<u8>, String, String)>>>;
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
+    let script = Arc::new(Mutex::new(script));
+    let app = axum::Router::new()
+        .route(
+            "/upload",
+            axum::routing::post(|State((log, script)): State<(Log, Arc<Mutex<Vec<u16>>>)>, headers: HeaderMap, mut form: Multipart| async move {
+                let mut file = Vec::new();
+                while let Some(field) = form.next_field().await.unwrap() {
+                    if field.name() == Some("file") {
+                        file = field.bytes().await.unwrap().to_vec();
+                    }
+                }
+                let code = {
+                    let mut s = script.lock().unwrap();
+                    if s.len() > 1 { s.remove(0) } else { s[0] }
+                };
+                let h = |k: &str| headers.get(k).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+                log.lock().unwrap().push((code, file, h("authorization"), h("user-agent")));
+                axum::http::StatusCode::from_u16(code).unwrap()
+            }),
+        )
+        .with_state((log.clone(), script));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/upload", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_retry_and_deliver_the_exact_bytes() {
+    let sim = common::start_sample().await;
+    let work = tempfile::tempdir().unwrap();
+    let (url, log) = receiver(vec![503, 200]).await;
+    std::fs::write(work.path().join("token"), "s3cret\n").unwrap();
+    let cv = common::built_gatherers().into_iter().find(|(n, _)| n == "clusterversion.wasm").unwrap().1;
+    let token_file = work.path().join("token");
+    let agent = start(&sim, work.path(), &[("clusterversion", cv)], |cfg| {
+        let mut up = agent::upload::UploadConfig::new(url.parse().unwrap());
+        up.token_file = Some(token_file);
+        up.backoff = Duration::from_millis(50);
+        cfg.upload = Some(up);
+        cfg.period = Duration::from_secs(30);
+    })
+    .await;
+    let s = agent.until("an upload", |s| s.last_upload.is_some()).await;
+    agent.stop().await;
+    let up = s.last_upload.unwrap();
+    assert_eq!(up.result, "ok", "{up:?}");
+    let got = log.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "one 503, then a retry");
+    let on_disk = std::fs::read(&up.archive).unwrap();
+    for (_, bytes, auth, ua) in &got {
+        assert_eq!(bytes, &on_disk, "the receiver got the archive's exact bytes");
+        assert_eq!(auth, "Bearer s3cret");
+        let id = common::fixture("ClusterVersion", "version")["spec"]["clusterID"].as_str().unwrap().to_owned();
+        assert_eq!(ua, &format!("gather-agent/{} cluster/{id}", env!("CARGO_PKG_VERSION")));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthorized_uploads_give_up_and_keep_the_archive() {
+    let sim = common::start_sample().await;
+    let work = tempfile::tempdir().unwrap();
+    let (url, log) = receiver(vec![401]).await;
+    let agent = start(&sim, work.path(), &[("a", hello("a", "x"))], |cfg| {
+        cfg.upload = Some(agent::upload::UploadConfig::new(url.parse().unwrap()));
+        cfg.period = Duration::from_secs(30);
+    })
+    .await;
+    let s = agent.until("an upload attempt", |s| s.last_upload.is_some()).await;
+    let base = format!("http://{}", agent.endpoints.unwrap());
+    agent::tls::install_crypto_provider();
+    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    agent.stop().await;
+    let up = s.last_upload.unwrap();
+    assert_eq!(up.result, "unauthorized");
+    assert!(up.error.unwrap().contains("401"));
+    assert_eq!(log.lock().unwrap().len(), 1, "no retries after a 401");
+    assert!(Path::new(&up.archive).exists(), "the archive stays on disk");
+    assert_eq!(metric(&metrics, r#"gather_agent_uploads_total{result="unauthorized"}"#), 1.0);
+}
+
+#[test]
+fn sigterm_during_a_period_leaves_no_partial_archive() {
+    use std::process::{Command, Stdio};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt.block_on(common::start_sample());
+    let work = tempfile::tempdir().unwrap();
+    let kc = work.path().join("kubeconfig");
+    sim.write_kubeconfig(&kc).unwrap();
+    let modules = work.path().join("modules");
+    std::fs::create_dir_all(&modules).unwrap();
+    std::fs::write(modules.join("a.wasm"), hello("a", "x")).unwrap();
+    std::fs::write(modules.join("loop.wasm"), common::wat("guests/loop.wat").1).unwrap();
+    let config = work.path().join("config.json");
+    // Each period takes ~1.5 s (the spinning guest hits its deadline), so SIGTERM lands mid-period.
+    std::fs::write(&config, r#"{"modules": {"loop": {"limits": {"deadlineMs": 1500}}}}"#).unwrap();
+    let out = work.path().join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gather-agent"))
+        .arg("run")
+        .arg("--kubeconfig").arg(&kc)
+        .arg("--modules-dir").arg(&modules)
+        .arg("--out").arg(&out)
+        .arg("--state-dir").arg(work.path().join("state"))
+        .arg("--config").arg(&config)
+        .args(["--period", "200ms", "--listen", "off", "--shutdown-grace", "300ms"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let archives = |out: &Path| -> Vec<String> {
+        std::fs::read_dir(out).map(|rd| rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default()
+    };
+    // Wait for the first archive, then for the second period to be under way.
+    for _ in 0..400 {
+        if archives(&out).iter().any(|n| n.ends_with(".tar.gz")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let first = archives(&out);
+    assert_eq!(first.iter().filter(|n| n.ends_with(".tar.gz") && !n.starts_with('.')).count(), 1, "{first:?}");
+    assert!(first.iter().any(|n| n.starts_with(".insights-")), "a period is mid-way (its temp file exists): {first:?}");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let mut exit = None;
+    for _ in 0..300 {
+        if let Some(s) = child.try_wait().unwrap() {
+            exit = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let exit = exit.expect("the agent exits after SIGTERM");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(exit.success(), "exit status {exit:?}\n{stderr}");
+    assert!(stderr.contains("abandoning the period"), "{stderr}");
+    let left = archives(&out);
+    assert_eq!(left.len(), 1, "no temp file and no partial archive: {left:?}");
+    let listing = Command::new("tar").arg("-tzf").arg(out.join(&left[0])).output().unwrap();
+    assert!(listing.status.success(), "the earlier archive is intact");
+    drop(sim);
+}
