@@ -117,8 +117,10 @@ fn mask_diff(d: &mut diff::ArchiveDiff) {
     d.old.gathered = masked_time(0);
     d.new.gathered = masked_time(1);
     for c in &mut d.gatherers {
-        for state in [&mut c.old, &mut c.new].into_iter().flatten() {
-            state.sha256 = state.sha256.as_ref().map(|_| MASK_SHA.into());
+        for (state, mask) in [(&mut c.old, "a"), (&mut c.new, "b")] {
+            if let Some(sha) = state.as_mut().and_then(|s| s.sha256.as_mut()) {
+                *sha = mask.repeat(64);
+            }
         }
     }
 }
@@ -373,7 +375,9 @@ fn the_insights_operator_sample_archive() {
     let a = archive.to_str().unwrap();
     let dir = archive.parent().unwrap();
     // Entirely deterministic: the binary's output is the golden file.
-    golden("io-sample-summary.txt", &stdout(&inspect_in(Some(dir), &["io-sample.tar.gz"])));
+    let out = inspect_in(Some(dir), &["io-sample.tar.gz"]);
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", stderr(&out));
+    golden("io-sample-summary.txt", &stdout(&out));
     golden("io-sample-ls-config-node.txt", &ok(&[a, "ls", "config/node"]));
     golden("io-sample-show-version.txt", &ok(&[a, "show", "config/version.json"]));
 
@@ -445,7 +449,9 @@ fn damaged_archives_list_what_can_be_read_then_fail_in_one_line() {
     let listed: Vec<String> = stdout(&out).lines().skip(1).map(|l| l.split_whitespace().nth(1).unwrap().to_owned()).filter(|p| p.contains('/')).collect();
     assert_eq!(listed.len(), 143);
     assert!(listed.iter().all(|p| all.contains(&p.as_str())));
-    golden("io-sample-truncated-summary.txt", &stdout(&inspect_in(d, &["cut.tar.gz"])));
+    let out = inspect_in(d, &["cut.tar.gz"]);
+    assert_eq!(fails(&out), format!("error: {truncated}"));
+    golden("io-sample-truncated-summary.txt", &stdout(&out));
     let json: Value = serde_json::from_slice(&inspect_in(d, &["cut.tar.gz", "--json"]).stdout).unwrap();
     assert_eq!(json["error"], json!(truncated));
     assert_eq!(json["records_read"].as_array().unwrap().len(), 143);

@@ -251,7 +251,6 @@ fn classify(archive: &Path, records: u64, inside: Option<&str>, e: io::Error) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write as _;
 
     /// A small archive written with the tar crate: `(name, data)` files in order.
     fn archive_bytes(files: &[(&str, Vec<u8>)]) -> Vec<u8> {

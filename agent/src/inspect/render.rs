@@ -471,7 +471,11 @@ pub fn diff_text(d: &ArchiveDiff, style: &Style) -> String {
         let _ = writeln!(out, "{} {}  ({} bytes)", style.paint(RED, "-"), r.path, r.size);
     }
     for c in &d.changed {
-        let ignored = if c.ignored > 0 { format!("  ({} ignored fields not shown)", c.ignored) } else { String::new() };
+        let ignored = if c.ignored > 0 {
+            format!("  ({} not shown)", count(c.ignored as u64, "ignored field"))
+        } else {
+            String::new()
+        };
         if c.json {
             let _ = writeln!(out, "~ {}{ignored}", c.path);
             for f in &c.fields {
@@ -620,7 +624,7 @@ fn duration_chart(t: &Trend) -> String {
     const W: f64 = 960.0;
     const H: f64 = 360.0;
     const LEFT: f64 = 80.0;
-    const RIGHT: f64 = 20.0;
+    const RIGHT: f64 = 60.0;
     const TOP: f64 = 20.0;
     const BOTTOM: f64 = 60.0;
     let n = t.periods.len();
@@ -682,20 +686,30 @@ fn duration_chart(t: &Trend) -> String {
             }
         }
         flush(&mut segment, &mut svg);
-        for (i, (d, status)) in g.durations.iter().zip(&g.status).enumerate() {
-            let Some(ms) = d else { continue };
-            let when = t.periods[i].gathered.map(|g| human_time(g.at)).unwrap_or_else(|| t.periods[i].archive.clone());
-            let failed = *status == RunStatus::Failed;
-            let (r, fill, note) = if failed { (5.5, FAIL_COLOR, " (failed)") } else { (3.0, color, "") };
-            let _ = writeln!(
-                svg,
-                r#"<circle cx="{:.1}" cy="{:.1}" r="{r}" fill="{fill}" stroke="{color}"><title>{}: {}, {}{note}</title></circle>"#,
-                x(i),
-                y(*ms),
-                esc(&g.name),
-                esc(&when),
-                esc(&human_ms(*ms))
-            );
+    }
+    // Points after every line, failed runs last, so that nothing hides a failure.
+    for failed_pass in [false, true] {
+        for (gi, g) in t.gatherers.iter().enumerate() {
+            let color = PALETTE[gi % PALETTE.len()];
+            for (i, (d, status)) in g.durations.iter().zip(&g.status).enumerate() {
+                let Some(ms) = d else { continue };
+                let failed = *status == RunStatus::Failed;
+                if failed != failed_pass {
+                    continue;
+                }
+                let when =
+                    t.periods[i].gathered.map(|g| human_time(g.at)).unwrap_or_else(|| t.periods[i].archive.clone());
+                let (r, fill, note) = if failed { (5.5, FAIL_COLOR, " (failed)") } else { (3.0, color, "") };
+                let _ = writeln!(
+                    svg,
+                    r#"<circle cx="{:.1}" cy="{:.1}" r="{r}" fill="{fill}" stroke="{color}"><title>{}: {}, {}{note}</title></circle>"#,
+                    x(i),
+                    y(*ms),
+                    esc(&g.name),
+                    esc(&when),
+                    esc(&human_ms(*ms))
+                );
+            }
         }
     }
     svg.push_str("</svg>\n");
