@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod demo;
 mod gather;
 mod inspect;
@@ -86,6 +87,12 @@ enum Command {
     /// follow below.
     #[command(verbatim_doc_comment)]
     Inspect(inspect::InspectArgs),
+    /// Measure the performance table of docs/PERFORMANCE.md in one run: module load, a period
+    /// of the default gatherers wasm vs native (wall, CPU, peak RSS), a kubectl script peer,
+    /// the unchanged-index poll, archive throughput and host-call overhead, on the simulator
+    /// at the sample size, --scale 1000 and --scale 5000 (about 2 minutes; most of it is
+    /// kubectl at 5000). Needs `cargo xtask gatherers` first.
+    Bench(bench::BenchArgs),
 }
 
 fn init_logging(filter: &str, format: &str) {
@@ -118,7 +125,9 @@ pub(crate) async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log, &cli.log_format);
+    // The demo narrates on stdout; keep the agent's own log to warnings unless asked.
+    let quiet_demo = matches!(cli.command, Command::Demo(_)) && cli.log == "info" && std::env::var_os("GATHER_AGENT_LOG").is_none();
+    init_logging(if quiet_demo { "warn" } else { &cli.log }, &cli.log_format);
     agent::tls::install_crypto_provider();
     let result = match cli.command {
         Command::Sim(args) => sim::run(args).await,
@@ -129,6 +138,7 @@ async fn main() -> std::process::ExitCode {
         Command::Publish(args) => publish::publish(args),
         Command::Keygen(args) => publish::keygen(args),
         Command::Serve(args) => serve::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
