@@ -407,8 +407,12 @@ pub fn list_all(path: &str) -> Result<Vec<Value>> {
 pub fn emit_list(path: &str, template: &str) -> Result<u64> {
     let mut list = List::open(path, &[])?;
     let mut emitted = 0;
-    while let Some(page) = list.next_page()? {
-        emitted += page.emit_all(template)?;
+    // Only the pages' statuses are looked at: the items stay in the host.
+    while list.advance()?.is_some() {
+        match backend::list_emit(list.handle, crate::abi::list::ALL_ITEMS, template) {
+            code if code < 0 => return Err(Error::Host { call: "list_emit", code }),
+            n => emitted += n as u64,
+        }
     }
     Ok(emitted)
 }
@@ -450,6 +454,14 @@ impl List {
 
     /// The next page, or `None` when the list is complete. A non-2xx page is [`Error::Status`].
     pub fn next_page(&mut self) -> Result<Option<Page<'_>>> {
+        let Some(body) = self.advance()? else { return Ok(None) };
+        let rows: Vec<Vec<Value>> =
+            serde_json::from_slice(&body).map_err(|e| Error::Json(format!("list {}: {e}", self.path)))?;
+        Ok(Some(Page { list: self, rows }))
+    }
+
+    /// Moves to the next page; its projection body, or `None` when the list is complete.
+    fn advance(&mut self) -> Result<Option<Vec<u8>>> {
         if !std::mem::take(&mut self.first) {
             match backend::list_next(self.handle) {
                 0 => return Ok(None),
@@ -463,9 +475,7 @@ impl List {
         if !resp.is_success() {
             return Err(status_error(&self.path, &resp));
         }
-        let rows: Vec<Vec<Value>> =
-            serde_json::from_slice(&resp.body).map_err(|e| Error::Json(format!("list {}: {e}", self.path)))?;
-        Ok(Some(Page { list: self, rows }))
+        Ok(Some(resp.body))
     }
 }
 

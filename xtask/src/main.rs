@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask test`: build the wasm gatherers, then run every test in the workspace.
 //! - `cargo xtask demo`: build the gatherers, then run `gather-agent demo`.
-//! - `cargo xtask gatherers`: build the wasm gatherers into `target/gatherers/`.
+//! - `cargo xtask gatherers`: build the wasm gatherers into `target/gatherers/` (benchmark
+//!   probes, `gatherers/bench-*`, into `target/bench/`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -38,16 +39,21 @@ fn gatherers() -> Result<PathBuf, String> {
         .arg(root().join("target/wasm"));
     run(cmd).map_err(|e| format!("{e}\nhint: if the wasm32 target is missing, run `rustup target add wasm32-unknown-unknown`"))?;
     let built = root().join("target/wasm/wasm32-unknown-unknown/release");
+    // Benchmark probes (`gatherers/bench-*`) are not gatherers: they go to target/bench/.
+    let bench = root().join("target/bench");
+    std::fs::create_dir_all(&bench).map_err(|e| format!("creating {}: {e}", bench.display()))?;
     let mut n = 0;
     for entry in std::fs::read_dir(&built).map_err(|e| format!("reading {}: {e}", built.display()))? {
         let path = entry.map_err(|e| e.to_string())?.path();
         if path.extension().is_some_and(|x| x == "wasm") {
-            let dest = out.join(path.file_name().expect("a file"));
+            let file_name = path.file_name().expect("a file");
+            let is_probe = file_name.to_string_lossy().starts_with("bench_");
+            let dest = if is_probe { bench.join(file_name) } else { out.join(file_name) };
             std::fs::copy(&path, &dest).map_err(|e| format!("copying {}: {e}", path.display()))?;
-            n += 1;
+            n += usize::from(!is_probe);
         }
     }
-    eprintln!("xtask: {n} gatherer module(s) in {}", out.display());
+    eprintln!("xtask: {n} gatherer module(s) in {}, benchmark probes in {}", out.display(), bench.display());
     Ok(out)
 }
 
