@@ -221,8 +221,11 @@ mod tests {
         assert!(matches!(Index::parse(b"{"), Err(IndexError::Malformed(_))));
         assert!(Index::parse(index_json(r#","bogus":1"#).as_bytes()).unwrap_err().to_string().contains("bogus"));
         assert!(Index::parse(index_json("").replace("\"serial\":3", "\"serial\":\"3\"").as_bytes()).is_err());
-        let dup = index_json("").replace("]}", &format!(",{{\"name\":\"nodes\",\"version\":\"1\",\"sha256\":\"{}\",\"size\":1,\"url\":\"x.wasm\",\"permissions\":[]}}]}}", "b".repeat(64)));
-        assert!(Index::parse(dup.as_bytes()).unwrap_err().to_string().contains("listed twice"));
+        let mut dup: serde_json::Value = serde_json::from_str(&index_json("")).unwrap();
+        let first = dup["gatherers"][0].clone();
+        dup["gatherers"].as_array_mut().unwrap().push(first);
+        let dup = serde_json::to_vec(&dup).unwrap();
+        assert!(Index::parse(&dup).unwrap_err().to_string().contains("listed twice"));
         let escape = index_json("").replace(&format!("{}.wasm", "a".repeat(64)), "../x.wasm");
         assert!(Index::parse(escape.as_bytes()).is_err());
         let remote = index_json("").replace(&format!("{}.wasm", "a".repeat(64)), "https://evil.example.com/x.wasm");
