@@ -129,14 +129,19 @@ pub async fn run_period(
     let writer = Arc::new(ArchiveWriter::create(&opts.out_dir, started_at, opts.archive_max_bytes)?);
     let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut tasks = Vec::new();
+    let period_span = tracing::Span::current();
     for spec in modules {
         let (sandbox, api, writer, permits) = (sandbox.clone(), api.clone(), writer.clone(), permits.clone());
-        tasks.push(tokio::spawn(async move {
+        // Every log line of a gatherer's run carries its name (and the period, from the parent).
+        let span = tracing::info_span!(parent: &period_span, "gatherer", gatherer = %spec.module.manifest.name);
+        let blocking_span = span.clone();
+        tasks.push(tokio::spawn(tracing::Instrument::instrument(async move {
             let _permit = permits.acquire_owned().await.expect("semaphore is never closed");
             let name = spec.module.manifest.name.clone();
             tracing::debug!(gatherer = %name, "starting");
             let run_spec = spec.clone();
             let outcome = tokio::task::spawn_blocking(move || {
+                let _entered = blocking_span.enter();
                 let state = HostState::new(
                     run_spec.module.manifest.clone(),
                     run_spec.policy.clone(),
@@ -167,7 +172,7 @@ pub async fn run_period(
                     ..Default::default()
                 },
             }
-        }));
+        }, span)));
     }
     let mut reports: Vec<StatusReport> = Vec::new();
     for t in tasks {

@@ -54,6 +54,15 @@ pub async fn from_kubeconfig(path: &Path) -> Result<kube::Client, ClientError> {
     let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
         .map_err(err)?;
+    client_from(config)
+}
+
+/// Builds the client. kube-rs would retry 429/503/504 itself (up to 15 times, honouring
+/// Retry-After); the host turns that off so a gatherer's request never outlives its deadline
+/// and the gatherer sees the real status (with its `Retry-After` header) and decides.
+pub fn client_from(mut config: kube::Config) -> Result<kube::Client, ClientError> {
+    crate::tls::install_crypto_provider();
+    config.default_retry = false;
     kube::Client::try_from(config).map_err(ClientError::Client)
 }
 
@@ -68,8 +77,7 @@ pub async fn connect(flag: Option<&Path>) -> Result<(kube::Client, ConfigSource)
         return Ok((from_kubeconfig(&first).await?, ConfigSource::Env(first)));
     }
     let config = in_cluster_config(&service_account_dir())?;
-    crate::tls::install_crypto_provider();
-    Ok((kube::Client::try_from(config).map_err(ClientError::Client)?, ConfigSource::InCluster))
+    Ok((client_from(config)?, ConfigSource::InCluster))
 }
 
 /// Where the pod's service account is mounted. `GATHER_AGENT_SERVICEACCOUNT_DIR` overrides it

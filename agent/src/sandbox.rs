@@ -143,6 +143,18 @@ impl std::fmt::Debug for LoadedModule {
     }
 }
 
+/// Why the host stopped a guest from a call hook (`deadline` or `cancelled`).
+#[derive(Debug)]
+struct Stopped(&'static str);
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stopped by the host: {}", self.0)
+    }
+}
+
+impl wasmi_core::HostError for Stopped {}
+
 /// How a run ended, in the report's vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -168,8 +180,8 @@ pub struct RunOutcome {
 
 /// The wasm engine, its host functions and the compiled-module cache.
 pub struct Sandbox {
-    /// Set on shutdown: every running guest stops at its next fuel slice.
-    cancelled: std::sync::atomic::AtomicBool,
+    /// Set on shutdown: every running guest stops at its next fuel slice or host call.
+    cancelled: Arc<std::sync::atomic::AtomicBool>,
     engine: Engine,
     linker: Linker<HostState>,
     cache: Mutex<HashMap<String, Arc<LoadedModule>>>,
@@ -178,6 +190,13 @@ pub struct Sandbox {
 impl Default for Sandbox {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+fn stopped(kind: &'static str, limits: &Limits) -> Failure {
+    match kind {
+        "deadline" => Failure { kind: "deadline", message: format!("wall-clock deadline of {:?} passed", limits.deadline()) },
+        _ => Failure { kind: "cancelled", message: "the agent is shutting down".into() },
     }
 }
 
@@ -317,6 +336,20 @@ impl Sandbox {
         let started = Instant::now();
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
+        // Fuel slices bound a guest that computes; a guest that lives inside host calls burns
+        // little fuel, so every host call checks the clock and the shutdown flag as well.
+        let cancelled = self.cancelled.clone();
+        store.call_hook(move |state, hook| {
+            if matches!(hook, wasmi::CallHook::CallingHost) {
+                if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(wasmi::Error::host(Stopped("cancelled")));
+                }
+                if Instant::now() >= state.deadline {
+                    return Err(wasmi::Error::host(Stopped("deadline")));
+                }
+            }
+            Ok(())
+        });
         store.set_fuel(FUEL_SLICE).expect("fuel metering is enabled");
         let instance = self.linker.instantiate_and_start(&mut store, &module.module).map_err(|e| e.to_string())?;
         instance.get_typed_func::<(), i32>(&store, abi::ENTRY).map_err(|e| e.to_string())?;
@@ -329,6 +362,20 @@ impl Sandbox {
         let deadline = state.deadline;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
+        // Fuel slices bound a guest that computes; a guest that lives inside host calls burns
+        // little fuel, so every host call checks the clock and the shutdown flag as well.
+        let cancelled = self.cancelled.clone();
+        store.call_hook(move |state, hook| {
+            if matches!(hook, wasmi::CallHook::CallingHost) {
+                if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(wasmi::Error::host(Stopped("cancelled")));
+                }
+                if Instant::now() >= state.deadline {
+                    return Err(wasmi::Error::host(Stopped("deadline")));
+                }
+            }
+            Ok(())
+        });
         let mut fuel_added = FUEL_SLICE.min(limits.fuel);
         store.set_fuel(fuel_added).expect("fuel metering is enabled");
 
@@ -378,8 +425,15 @@ impl Sandbox {
                     call = invocation.resume(&mut store);
                 }
                 Ok(TypedResumableCall::HostTrap(invocation)) => {
-                    let f = Failure { kind: "trap", message: format!("host trap: {}", invocation.host_error()) };
+                    let f = match invocation.host_error().downcast_ref::<Stopped>() {
+                        Some(s) => stopped(s.0, limits),
+                        None => Failure { kind: "trap", message: format!("host trap: {}", invocation.host_error()) },
+                    };
                     return finish(store, fuel_added, Err(f));
+                }
+                Err(e) if e.downcast_ref::<Stopped>().is_some() => {
+                    let kind = e.downcast_ref::<Stopped>().map_or("trap", |s| s.0);
+                    return finish(store, fuel_added, Err(stopped(kind, limits)));
                 }
                 Err(e) => {
                     let state = store.data();

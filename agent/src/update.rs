@@ -284,11 +284,27 @@ pub struct IndexSource {
     pub downloads: u64,
 }
 
+/// An error with its causes (reqwest hides the interesting part, such as a refused redirect,
+/// in the source chain).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cur = c.source();
+    }
+    out
+}
+
 /// Reads a body up to `cap` bytes; `Err(None)` means it was longer.
 async fn read_capped(resp: reqwest::Response, cap: u64) -> Result<Vec<u8>, Option<String>> {
     let mut resp = resp;
     let mut buf = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| Some(e.to_string()))? {
+    while let Some(chunk) = resp.chunk().await.map_err(|e| Some(chain(&e)))? {
         if (buf.len() + chunk.len()) as u64 > cap {
             return Err(None);
         }
@@ -365,7 +381,7 @@ impl IndexSource {
         }
         let resp = match req.send().await {
             Ok(r) => r,
-            Err(e) => return PollOutcome::Failed(format!("GET {}: {e}", self.settings.url)),
+            Err(e) => return PollOutcome::Failed(format!("GET {}: {}", self.settings.url, chain(&e))),
         };
         if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
             return PollOutcome::NotModified;
@@ -405,7 +421,7 @@ impl IndexSource {
                     .timeout(self.settings.timeout)
                     .send()
                     .await
-                    .map_err(|e| Failed(format!("GET {sig_url}: {e}")))?;
+                    .map_err(|e| Failed(format!("GET {sig_url}: {}", chain(&e))))?;
                 if resp.status() == reqwest::StatusCode::NOT_FOUND {
                     return Err(Refused("bad-signature: the index is not signed (no index.json.sig) and a public key is configured".into()));
                 }
@@ -479,7 +495,7 @@ impl IndexSource {
             .timeout(self.settings.timeout)
             .send()
             .await
-            .map_err(|e| Failed(format!("downloading {} from {url}: {e}", entry.name)))?;
+            .map_err(|e| Failed(format!("downloading {} from {url}: {}", entry.name, chain(&e))))?;
         if !resp.status().is_success() {
             return Err(Failed(format!("downloading {} from {url}: HTTP {}", entry.name, resp.status())));
         }

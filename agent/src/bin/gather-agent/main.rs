@@ -122,6 +122,22 @@ pub(crate) async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// The error and its causes on one line, skipping causes a message already includes (library
+/// errors often name their source in their own text).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -129,6 +145,10 @@ async fn main() -> std::process::ExitCode {
     let quiet_demo = matches!(cli.command, Command::Demo(_)) && cli.log == "info" && std::env::var_os("GATHER_AGENT_LOG").is_none();
     init_logging(if quiet_demo { "warn" } else { &cli.log }, &cli.log_format);
     agent::tls::install_crypto_provider();
+    // A file-size limit (RLIMIT_FSIZE) would otherwise kill us with SIGXFSZ mid-write; with a
+    // handler installed the write fails with EFBIG instead, which we report like a full disk.
+    #[cfg(target_os = "linux")]
+    let _sigxfsz = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(25));
     let result = match cli.command {
         Command::Sim(args) => sim::run(args).await,
         Command::Gather(args) => gather::run(args).await,
@@ -143,7 +163,7 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             std::process::ExitCode::FAILURE
         }
     }

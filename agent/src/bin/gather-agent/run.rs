@@ -117,7 +117,8 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<(agent::run::RunConfig, Option<P
         cfg.upload = Some(up);
     }
     if let Some(g) = args.shutdown_grace.or(f.shutdown_grace) {
-        cfg.shutdown_grace = duration("shutdown grace", &g)?;
+        // Zero is meaningful here: abandon a running period at once.
+        cfg.shutdown_grace = humantime::parse_duration(&g).with_context(|| format!("shutdown grace {g:?} is not a duration (examples: 20s, 0s)"))?;
     }
     let kubeconfig = args.kubeconfig.or(f.kubeconfig);
     cfg.agent = file;
