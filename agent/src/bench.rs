@@ -104,6 +104,9 @@ pub struct LoadFigures {
     pub compile_ms: f64,
     /// Instantiation in a fresh store, best of the rounds.
     pub instantiate_ms: f64,
+    /// Parse + validate + translate every function up front (wasmi's eager mode), best of the
+    /// rounds: the most the lazy translation can add, spread over the first run.
+    pub eager_compile_ms: f64,
 }
 
 /// Measures compile and instantiate time for each module, best of `rounds` fresh engines.
@@ -112,15 +115,21 @@ pub fn load_figures(modules: &[(String, Vec<u8>)], rounds: usize) -> Result<Vec<
     let writer = Arc::new(ArchiveWriter::create(dir.path(), time::OffsetDateTime::now_utc(), 1).map_err(|e| BenchError(e.to_string()))?);
     let mut out = Vec::new();
     for (name, bytes) in modules {
-        let (mut compile, mut instantiate) = (f64::MAX, f64::MAX);
+        let (mut compile, mut instantiate, mut eager) = (f64::MAX, f64::MAX, f64::MAX);
+        let mut config = wasmi::Config::default();
+        config.consume_fuel(true).compilation_mode(wasmi::CompilationMode::Eager);
+        let eager_engine = wasmi::Engine::new(&config);
         for _ in 0..rounds.max(1) {
+            let started = Instant::now();
+            wasmi::Module::new(&eager_engine, bytes).map_err(|e| BenchError(format!("{name}: {e}")))?;
+            eager = eager.min(ms(started.elapsed()));
             let sandbox = Sandbox::new();
             let module = sandbox.load(bytes).map_err(|e| BenchError(format!("{name}: {e}")))?;
             compile = compile.min(ms(module.compile_time));
             let state = HostState::new(module.manifest.clone(), ModulePolicy::default(), Arc::new(CannedApi::default()), writer.clone(), Vec::new(), Limits::default());
             instantiate = instantiate.min(ms(sandbox.instantiate(&module, state).map_err(BenchError::context(name))?));
         }
-        out.push(LoadFigures { name: name.clone(), bytes: bytes.len(), compile_ms: compile, instantiate_ms: instantiate });
+        out.push(LoadFigures { name: name.clone(), bytes: bytes.len(), compile_ms: compile, instantiate_ms: instantiate, eager_compile_ms: eager });
     }
     Ok(out)
 }
@@ -384,10 +393,10 @@ pub fn archive_throughput(out_dir: &Path, fixtures: &Path, target_bytes: u64) ->
             let path = entry?.path();
             if path.is_dir() {
                 walk(&path, out)?;
-            } else if path.extension().is_some_and(|x| x == "json") {
-                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&std::fs::read(&path)?) {
-                    out.push(serde_json::to_vec(&v).expect("a parsed value serializes"));
-                }
+            } else if path.extension().is_some_and(|x| x == "json")
+                && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&std::fs::read(&path)?)
+            {
+                out.push(serde_json::to_vec(&v).expect("a parsed value serializes"));
             }
         }
         Ok(())

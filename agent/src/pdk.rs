@@ -345,10 +345,13 @@ impl HostState {
     /// `list_open`: checks the arguments, fetches the first page of `path` and returns a
     /// list handle (or a status). See ABI.md §5.13.
     pub fn list_open(&mut self, path: &str, fields: &str, flags: i32) -> i32 {
-        if !valid_path(path) || list::check_path(path).is_err() || flags & !abi_list::KNOWN_FLAGS != 0 {
+        if !valid_path(path) || list::check_path(path).is_err() {
             return status::BAD_ARGUMENT;
         }
         let Ok(fields) = list::Fields::parse(fields) else { return status::BAD_ARGUMENT };
+        if flags & !abi_list::KNOWN_FLAGS != 0 {
+            return status::BAD_ARGUMENT;
+        }
         let req = Request::get(list::page_path(path, None));
         let response = match self.fetch(&req, true) {
             Ok(r) => r,

@@ -37,15 +37,15 @@ pub struct BenchArgs {
     #[arg(long, default_value = "kubectl")]
     pub kubectl: String,
     #[command(subcommand)]
-    pub worker: Option<Worker>,
+    pub job: Option<Job>,
 }
 
 /// The child processes' jobs (internal).
 #[derive(clap::Subcommand)]
-pub enum Worker {
+pub enum Job {
     /// Measure periods of the default gatherers; prints PeriodFigures as JSON.
-    #[command(hide = true)]
-    WorkerPeriod {
+    #[command(hide = true, name = "worker-period")]
+    Period {
         #[arg(long)]
         mode: Mode,
         #[arg(long)]
@@ -58,8 +58,8 @@ pub enum Worker {
         periods: usize,
     },
     /// Run the kubectl peer script; prints PeerFigures as JSON.
-    #[command(hide = true)]
-    WorkerKubectl {
+    #[command(hide = true, name = "worker-kubectl")]
+    Kubectl {
         #[arg(long)]
         kubectl: PathBuf,
         #[arg(long)]
@@ -68,8 +68,8 @@ pub enum Worker {
         out: PathBuf,
     },
     /// Measure unchanged index polls; prints PollFigures as JSON.
-    #[command(hide = true)]
-    WorkerPoll {
+    #[command(hide = true, name = "worker-poll")]
+    Poll {
         #[arg(long)]
         modules: PathBuf,
         #[arg(long)]
@@ -78,14 +78,14 @@ pub enum Worker {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    match args.worker {
-        Some(Worker::WorkerPeriod { mode, kubeconfig, modules, out, periods }) => {
+    match args.job {
+        Some(Job::Period { mode, kubeconfig, modules, out, periods }) => {
             print_json(&bench::periods(mode, &kubeconfig, &modules, &out, periods).await?)
         }
-        Some(Worker::WorkerKubectl { kubectl, kubeconfig, out }) => {
+        Some(Job::Kubectl { kubectl, kubeconfig, out }) => {
             print_json(&tokio::task::spawn_blocking(move || bench::kubectl_peer(&kubectl, &kubeconfig, &out)).await??)
         }
-        Some(Worker::WorkerPoll { modules, work }) => print_json(&bench::unchanged_poll(&modules, &work, 200).await?),
+        Some(Job::Poll { modules, work }) => print_json(&bench::unchanged_poll(&modules, &work, 200).await?),
         None => coordinate(args).await,
     }
 }
@@ -266,8 +266,8 @@ fn print_table(rows: &[ScaleRow], loads: &[LoadFigures], calls: &CallFigures, ar
     };
     for l in loads {
         single(
-            format!("load {} ({:.0} KB): compile + instantiate", l.name, l.bytes as f64 / 1e3),
-            format!("{:.2} + {:.2} ms", l.compile_ms, l.instantiate_ms),
+            format!("load {} ({:.0} KB): compile + instantiate (eager compile)", l.name, l.bytes as f64 / 1e3),
+            format!("{:.2} + {:.2} ms ({:.2} ms)", l.compile_ms, l.instantiate_ms, l.eager_compile_ms),
             "≤ 2 ms for 200 KB",
         );
     }
