@@ -76,8 +76,8 @@ enum Command {
     Keygen(publish::KeygenArgs),
     /// Serve a published site over HTTP with strong ETags (If-None-Match answered with 304).
     Serve(serve::ServeArgs),
-    /// A tour on the embedded sample cluster, with no cluster and no network: start the
-    /// simulator, talk to it with the kube-rs client, run the wasm gatherers once.
+    /// The one-command tour, with no cluster and no network: the simulator on the sample
+    /// cluster, a signed publish, the periodic agent, a live hot swap, and `inspect`.
     Demo(demo::DemoArgs),
     /// Read archives back: a summary, records, one record, metadata, a diff between two
     /// periods, or a directory of archives over time (with an HTML report).
