@@ -190,8 +190,10 @@ fn summarize(result: &PeriodResult) -> (u64, u64, u64, u64, Vec<String>) {
 pub async fn periods(mode: Mode, kubeconfig: &Path, modules_dir: &Path, out_dir: &Path, periods: usize) -> Result<PeriodFigures> {
     let client = crate::kubeclient::from_kubeconfig(kubeconfig).await.map_err(|e| BenchError(e.to_string()))?;
     let api: Arc<dyn Api> = Arc::new(crate::policy::Bridge::new(client, tokio::runtime::Handle::current()));
-    // Every record is measured: the archive cap would otherwise cut a big cluster short.
-    let config = AgentConfig { archive_max_bytes: 1 << 32, ..AgentConfig::default() };
+    // Every record is measured: the archive cap and the per-module record quota would
+    // otherwise cut a big cluster short.
+    let mut config = AgentConfig { archive_max_bytes: 1 << 32, ..AgentConfig::default() };
+    config.limits.record_bytes = 1 << 32;
     let mut opts = PeriodOptions::new(out_dir);
     opts.concurrency = config.concurrency;
     opts.archive_max_bytes = config.archive_max_bytes;
@@ -210,7 +212,13 @@ pub async fn periods(mode: Mode, kubeconfig: &Path, modules_dir: &Path, out_dir:
         let (wall, cpu) = (Instant::now(), cpu_time());
         let result = match mode {
             Mode::Wasm => gather::run_period(sandbox.clone(), api.clone(), specs.clone(), failures.clone(), &opts).await,
-            Mode::Native => native::run_period(api.clone(), native::default_gatherers().into_iter().map(NativeSpec::new).collect(), &opts).await,
+            Mode::Native => {
+                let specs = native::default_gatherers()
+                    .into_iter()
+                    .map(|g| NativeSpec { limits: config.limits.clone(), ..NativeSpec::new(g) })
+                    .collect();
+                native::run_period(api.clone(), specs, &opts).await
+            }
         }
         .map_err(|e| BenchError(e.to_string()))?;
         walls.push(ms(wall.elapsed()));

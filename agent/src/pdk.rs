@@ -324,6 +324,17 @@ impl HostState {
 
     /// `record`: one record into the archive; an ABI status.
     pub fn record(&mut self, name: &str, data: &[u8]) -> i32 {
+        let quota = self.limits.record_bytes;
+        if self.report.bytes_emitted.saturating_add(data.len() as u64) > quota {
+            let left = quota.saturating_sub(self.report.bytes_emitted);
+            let msg = format!(
+                "record {name:?} ({} bytes) dropped: the module's record quota of {quota} bytes is reached ({left} bytes left)",
+                data.len()
+            );
+            tracing::warn!(gatherer = %self.gatherer, "{msg}");
+            self.report.error(msg);
+            return status::ARCHIVE_FULL;
+        }
         match self.archive.add(name, data) {
             Ok(()) => {
                 self.report.records += 1;

@@ -38,6 +38,9 @@ pub struct Limits {
     pub request_timeout_seconds: u64,
     /// Requests per period.
     pub max_requests: u32,
+    /// Bytes of records this module may emit per period (its share of the archive), so one
+    /// gatherer cannot fill the shared archive cap and starve the others.
+    pub record_bytes: u64,
     /// Deadline in milliseconds, for tests that need sub-second deadlines; overrides
     /// `deadlineSeconds` when set.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -53,6 +56,7 @@ impl Default for Limits {
             response_bytes: defaults::RESPONSE_BYTES,
             request_timeout_seconds: defaults::REQUEST_TIMEOUT_SECS,
             max_requests: defaults::REQUESTS,
+            record_bytes: defaults::RECORD_BYTES,
             deadline_ms: None,
         }
     }
@@ -72,6 +76,9 @@ impl Limits {
         }
         if self.memory_bytes < 65_536 || self.memory_bytes > 4 * 1024 * 1024 * 1024 {
             return Err("memoryBytes must be between 64 KiB and 4 GiB".into());
+        }
+        if self.record_bytes == 0 {
+            return Err("recordBytes must be positive".into());
         }
         if self.fuel == 0 || self.deadline().is_zero() || self.request_timeout_seconds == 0 {
             return Err("fuel, the deadline and requestTimeoutSeconds must be positive".into());

@@ -163,7 +163,7 @@ async fn hostile_guests_never_hurt_the_host_or_the_others() {
         too_many_functions(),
         ("not-wasm.wasm".into(), b"MZ\x90\x00 this is a Windows executable".to_vec()),
     ];
-    let cfg: AgentConfig = serde_json::from_str(r#"{"concurrency": 8, "modules": {"forever": {"limits": {"deadlineMs": 1500}}}}"#).unwrap();
+    let cfg: AgentConfig = serde_json::from_str(r#"{"concurrency": 8, "modules": {"forever": {"limits": {"deadlineMs": 1500, "recordBytes": 1048576}}}}"#).unwrap();
     let (result, work) = common::period(&sim, &modules, cfg).await;
     let r = &result.metadata.status_reports;
     let records = common::records(&result.archive);
@@ -183,6 +183,9 @@ async fn hostile_guests_never_hurt_the_host_or_the_others() {
     assert_eq!(forever.error_kind.as_deref(), Some("deadline"), "{forever:?}");
     assert!(forever.records_count > 100, "{forever:?}");
     assert_eq!(forever.records_count as usize, records.keys().filter(|k| k.starts_with("forever/")).count());
+    // Its share of the archive is capped, so it cannot starve the others.
+    assert!(forever.bytes_emitted <= 1024 * 1024, "{forever:?}");
+    assert!(forever.errors.as_ref().unwrap().iter().any(|e| e.contains("record quota of 1048576 bytes")), "{forever:?}");
 
     let huge = report(r, "huge");
     assert_eq!(huge.exit_code, Some(0), "the guest saw ARCHIVE_FULL and carried on: {huge:?}");

@@ -108,6 +108,8 @@ pub mod limits {
     pub const REQUESTS: u32 = 10_000;
     /// Response handles open at once.
     pub const OPEN_RESPONSES: usize = 16;
+    /// Record bytes one gatherer may emit per period: its share of the archive.
+    pub const RECORD_BYTES: u64 = 16 * 1024 * 1024;
     /// Uncompressed archive size cap, shared by all gatherers (as in the Insights Operator).
     pub const ARCHIVE_BYTES: u64 = 24 * 1024 * 1024;
     /// Maximum bytes in one path segment of a record name.
