@@ -325,7 +325,9 @@ impl HostState {
     /// `record`: one record into the archive; an ABI status.
     pub fn record(&mut self, name: &str, data: &[u8]) -> i32 {
         let quota = self.limits.record_bytes;
-        if self.report.bytes_emitted.saturating_add(data.len() as u64) > quota {
+        // A bad name is BAD_NAME whatever the quota (ABI.md §5.12's order); the archive checks it.
+        let name_ok = hostapi::record::validate_name(name).is_ok();
+        if name_ok && self.report.bytes_emitted.saturating_add(data.len() as u64) > quota {
             let left = quota.saturating_sub(self.report.bytes_emitted);
             let msg = format!(
                 "record {name:?} ({} bytes) dropped: the module's record quota of {quota} bytes is reached ({left} bytes left)",

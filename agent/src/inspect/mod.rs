@@ -134,7 +134,13 @@ pub enum InspectError {
 }
 
 fn inside_of(inside: &Option<String>) -> String {
-    inside.as_ref().map(|r| format!("inside record {r} ")).unwrap_or_default()
+    inside.as_ref().map(|r| format!("inside record {} ", printable(r))).unwrap_or_default()
+}
+
+/// A name read from an archive, with control characters escaped so that a message quoting
+/// it stays on one line (and cannot drive the terminal).
+pub(crate) fn printable(name: &str) -> String {
+    name.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 /// The result type of this module.
@@ -448,7 +454,7 @@ fn with_record<T>(
     let hint = if !under_dir.is_empty() {
         format!("; it is a directory: try `ls {wanted}`")
     } else if !same_base.is_empty() {
-        format!("; did you mean {}?", same_base.join(" or "))
+        format!("; did you mean {}?", same_base.iter().map(|p| printable(p)).collect::<Vec<_>>().join(" or "))
     } else {
         "; `ls` lists the records".to_owned()
     };

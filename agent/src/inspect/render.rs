@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use super::diff::{ArchiveDiff, FieldChange, GathererChange};
 use super::trend::{RunStatus, Trend};
-use super::{GatheredFrom, Gathered, Listing, RecordInfo, Summary};
+use super::{printable, GatheredFrom, Gathered, Listing, RecordInfo, Summary};
 use crate::archive::GATHERS_JSON;
 
 /// How to render text.
@@ -93,7 +93,7 @@ fn gathered_text(g: Option<&Gathered>) -> String {
 
 /// Cuts `s` to [`MAX_TEXT`] characters on one line.
 fn one_line(s: &str) -> String {
-    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat: String = printable(&s.split_whitespace().collect::<Vec<_>>().join(" "));
     if flat.chars().count() <= MAX_TEXT {
         return flat;
     }
@@ -135,7 +135,7 @@ impl Table {
     }
 
     fn row(&mut self, tone: Tone, cells: Vec<String>) {
-        self.rows.push((tone, cells));
+        self.rows.push((tone, cells.iter().map(|c| printable(c)).collect()));
     }
 
     fn render(&self, style: &Style, out: &mut String) {
@@ -192,7 +192,7 @@ pub fn summary_text(s: &Summary, style: &Style) -> String {
     }
     let _ = writeln!(out, "gathered   {gathered}");
     if let Some(v) = &s.agent_version {
-        let _ = writeln!(out, "agent      gather-agent {v}");
+        let _ = writeln!(out, "agent      gather-agent {}", printable(v));
     }
     let _ = writeln!(
         out,
@@ -261,7 +261,7 @@ pub fn summary_text(s: &Summary, style: &Style) -> String {
             let kind = g.error_kind.as_ref().map(|k| format!("[{k}] ")).unwrap_or_default();
             let more = g.errors.len().saturating_sub(usize::from(g.panic.is_none()));
             let more = if more > 0 { format!(" (+{more} more)") } else { String::new() };
-            let _ = writeln!(out, "  {:<width$}  {kind}{}{more}", g.name, one_line(&first));
+            let _ = writeln!(out, "  {:<width$}  {kind}{}{more}", printable(&g.name), one_line(&first));
         }
     }
     if !s.warnings.is_empty() {
@@ -277,7 +277,7 @@ fn records_table(records: &[RecordInfo], out: &mut String) {
     let w = records.iter().map(|r| r.size.to_string().len()).max().unwrap_or(0).max(4);
     let _ = writeln!(out, "{:>w$}  PATH", "SIZE");
     for r in records {
-        let _ = writeln!(out, "{:>w$}  {}", r.size, r.path);
+        let _ = writeln!(out, "{:>w$}  {}", r.size, printable(&r.path));
     }
 }
 
@@ -333,7 +333,7 @@ pub fn meta_text(value: &Value) -> String {
 
 fn scalar(v: &Value) -> String {
     match v {
-        Value::String(s) if !s.is_empty() && !s.contains('\n') && s.trim() == s => s.clone(),
+        Value::String(s) if !s.is_empty() && !s.contains('\n') && s.trim() == s => printable(s),
         Value::Array(a) if a.is_empty() => "[]".into(),
         Value::Object(o) if o.is_empty() => "{}".into(),
         other => other.to_string(),
@@ -354,9 +354,9 @@ fn tree(value: &Value, indent: usize, out: &mut String) {
         Value::Object(map) if !map.is_empty() => {
             for (k, v) in map {
                 if is_scalar(v) {
-                    let _ = writeln!(out, "{pad}{k}: {}", scalar(v));
+                    let _ = writeln!(out, "{pad}{}: {}", printable(k), scalar(v));
                 } else {
-                    let _ = writeln!(out, "{pad}{k}:");
+                    let _ = writeln!(out, "{pad}{}:", printable(k));
                     tree(v, indent + 2, out);
                 }
             }
@@ -392,7 +392,7 @@ fn field_line(c: &FieldChange) -> String {
 }
 
 fn version_text(state: &super::diff::GathererState) -> String {
-    let mut s = state.version.clone().unwrap_or_else(|| "-".into());
+    let mut s = printable(state.version.as_deref().unwrap_or("-"));
     if let Some(sha) = &state.sha256 {
         s.push_str(&format!(" ({})", short_sha(Some(sha))));
     }
@@ -442,7 +442,7 @@ pub fn diff_text(d: &ArchiveDiff, style: &Style) -> String {
         let w = d.gatherers.iter().map(|c| width(&c.name)).max().unwrap_or(0);
         for c in &d.gatherers {
             let (sign, what) = gatherer_change_text(c, style);
-            let _ = writeln!(out, "  {sign} {:<w$}  {what}", c.name);
+            let _ = writeln!(out, "  {sign} {:<w$}  {what}", printable(&c.name));
         }
     }
     out.push('\n');
@@ -465,10 +465,10 @@ pub fn diff_text(d: &ArchiveDiff, style: &Style) -> String {
         out.push('\n');
     }
     for r in &d.added {
-        let _ = writeln!(out, "{} {}  ({} bytes)", style.paint(GREEN, "+"), r.path, r.size);
+        let _ = writeln!(out, "{} {}  ({} bytes)", style.paint(GREEN, "+"), printable(&r.path), r.size);
     }
     for r in &d.removed {
-        let _ = writeln!(out, "{} {}  ({} bytes)", style.paint(RED, "-"), r.path, r.size);
+        let _ = writeln!(out, "{} {}  ({} bytes)", style.paint(RED, "-"), printable(&r.path), r.size);
     }
     for c in &d.changed {
         let ignored = if c.ignored > 0 {
@@ -477,12 +477,12 @@ pub fn diff_text(d: &ArchiveDiff, style: &Style) -> String {
             String::new()
         };
         if c.json {
-            let _ = writeln!(out, "~ {}{ignored}", c.path);
+            let _ = writeln!(out, "~ {}{ignored}", printable(&c.path));
             for f in &c.fields {
                 let _ = writeln!(out, "{}", field_line(f));
             }
         } else {
-            let _ = writeln!(out, "~ {}  (not JSON: {} → {} bytes)", c.path, c.old_size, c.new_size);
+            let _ = writeln!(out, "~ {}  (not JSON: {} → {} bytes)", printable(&c.path), c.old_size, c.new_size);
         }
     }
     out
@@ -500,7 +500,8 @@ fn sparkline(values: &[Option<u64>]) -> String {
         .map(|v| match v {
             None => ' ',
             Some(_) if hi == lo => SPARKS[0],
-            Some(v) => SPARKS[(((v - lo) * 7 + (hi - lo) / 2) / (hi - lo)) as usize],
+            // In u128: a corrupt gathers.json may hold durations near u64::MAX.
+            Some(v) => SPARKS[((u128::from(v - lo) * 7 + u128::from(hi - lo) / 2) / u128::from(hi - lo)) as usize],
         })
         .collect()
 }
@@ -628,7 +629,9 @@ fn duration_chart(t: &Trend) -> String {
     const TOP: f64 = 20.0;
     const BOTTOM: f64 = 60.0;
     let n = t.periods.len();
-    let max = t.gatherers.iter().map(|g| g.max_ms).max().unwrap_or(0).max(1);
+    // Clamped (2^50 ms is 35,000 years): the axis arithmetic below must not overflow on a
+    // corrupt gathers.json (a panic with overflow checks, nonsense ticks without).
+    let max = t.gatherers.iter().map(|g| g.max_ms).max().unwrap_or(0).clamp(1, 1 << 50);
     let step = nice_step(max, 5);
     let top = max.div_ceil(step) * step;
     let x = |i: usize| if n <= 1 { LEFT + (W - LEFT - RIGHT) / 2.0 } else { LEFT + (W - LEFT - RIGHT) * i as f64 / (n - 1) as f64 };
