@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use crate::archive::{self, ArchiveError, ArchiveWriter, GathersMetadata, StatusReport};
 use crate::pdk::{Api, HostState};
 use crate::policy::ModulePolicy;
-use crate::sandbox::{LoadedModule, Limits, Sandbox};
+use crate::sandbox::{LoadedModule, Limits, RunOutcome, Sandbox};
 
 /// A module ready to run this period, with the operator's settings for it.
 #[derive(Clone)]
@@ -82,7 +82,23 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
-fn to_report(spec: &ModuleSpec, outcome: crate::sandbox::RunOutcome) -> StatusReport {
+/// One gatherer's run in a period, whatever executes it (the wasm sandbox or a native build).
+pub(crate) struct Job {
+    /// The gatherer's manifest.
+    pub manifest: Arc<hostapi::Manifest>,
+    /// What the report names as its code: the module's sha256, or `native`.
+    pub sha256: String,
+    /// Its limits.
+    pub limits: Limits,
+    /// Its policy.
+    pub policy: ModulePolicy,
+    /// Its config blob.
+    pub config: Vec<u8>,
+    /// Runs it against the host state (on a blocking thread).
+    pub run: Box<dyn FnOnce(HostState) -> RunOutcome + Send>,
+}
+
+fn to_report(manifest: &hostapi::Manifest, sha256: &str, outcome: RunOutcome) -> StatusReport {
     let mut errors = outcome.report.errors;
     let (error_kind, exit_code) = match &outcome.result {
         Ok(0) => ((outcome.report.policy_denials > 0).then(|| "policy".to_owned()), Some(0)),
@@ -98,16 +114,15 @@ fn to_report(spec: &ModuleSpec, outcome: crate::sandbox::RunOutcome) -> StatusRe
     if outcome.report.dropped_entries > 0 {
         errors.push(format!("{} more warnings/errors were dropped (report cap)", outcome.report.dropped_entries));
     }
-    let m = &spec.module;
     StatusReport {
-        name: m.manifest.name.clone(),
+        name: manifest.name.clone(),
         duration_in_ms: outcome.duration.as_millis() as u64,
         records_count: outcome.report.records,
         errors: (!errors.is_empty()).then_some(errors),
         warnings: (!outcome.report.warnings.is_empty()).then_some(outcome.report.warnings),
         panic: outcome.report.panic,
-        version: m.manifest.version.clone(),
-        sha256: m.sha256.clone(),
+        version: manifest.version.clone(),
+        sha256: sha256.to_owned(),
         fuel_used: outcome.fuel_used,
         requests: outcome.report.requests,
         bytes_emitted: outcome.report.bytes_emitted,
@@ -124,51 +139,73 @@ pub async fn run_period(
     failures: Vec<LoadFailure>,
     opts: &PeriodOptions,
 ) -> Result<PeriodResult, ArchiveError> {
+    let jobs = modules
+        .into_iter()
+        .map(|spec| {
+            let sandbox = sandbox.clone();
+            let (module, limits) = (spec.module.clone(), spec.limits.clone());
+            Job {
+                manifest: spec.module.manifest.clone(),
+                sha256: spec.module.sha256.clone(),
+                limits: spec.limits,
+                policy: spec.policy,
+                config: spec.config,
+                run: Box::new(move |state| sandbox.run(&module, state, &limits)),
+            }
+        })
+        .collect();
+    let cancelled = sandbox.clone();
+    run_jobs(api, jobs, failures, move || cancelled.is_cancelled(), opts).await
+}
+
+/// The period itself: runs `jobs` concurrently (bounded), streams their records into one
+/// archive, then writes `gathers.json` and finishes it, unless `cancelled` says the period
+/// was abandoned, in which case nothing is written.
+pub(crate) async fn run_jobs(
+    api: Arc<dyn Api>,
+    jobs: Vec<Job>,
+    failures: Vec<LoadFailure>,
+    cancelled: impl Fn() -> bool,
+    opts: &PeriodOptions,
+) -> Result<PeriodResult, ArchiveError> {
     let started_at = time::OffsetDateTime::now_utc();
     let started = Instant::now();
     let writer = Arc::new(ArchiveWriter::create(&opts.out_dir, started_at, opts.archive_max_bytes)?);
     let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut tasks = Vec::new();
     let period_span = tracing::Span::current();
-    for spec in modules {
-        let (sandbox, api, writer, permits) = (sandbox.clone(), api.clone(), writer.clone(), permits.clone());
+    for job in jobs {
+        let (api, writer, permits) = (api.clone(), writer.clone(), permits.clone());
         // Every log line of a gatherer's run carries its name (and the period, from the parent).
-        let span = tracing::info_span!(parent: &period_span, "gatherer", gatherer = %spec.module.manifest.name);
+        let span = tracing::info_span!(parent: &period_span, "gatherer", gatherer = %job.manifest.name);
         let blocking_span = span.clone();
         tasks.push(tokio::spawn(tracing::Instrument::instrument(async move {
             let _permit = permits.acquire_owned().await.expect("semaphore is never closed");
-            let name = spec.module.manifest.name.clone();
-            tracing::debug!(gatherer = %name, "starting");
-            let run_spec = spec.clone();
+            let Job { manifest, sha256, limits, policy, config, run } = job;
+            tracing::debug!(gatherer = %manifest.name, "starting");
+            let state_manifest = manifest.clone();
             let outcome = tokio::task::spawn_blocking(move || {
                 let _entered = blocking_span.enter();
-                let state = HostState::new(
-                    run_spec.module.manifest.clone(),
-                    run_spec.policy.clone(),
-                    api,
-                    writer,
-                    run_spec.config.clone(),
-                    run_spec.limits.clone(),
-                );
-                sandbox.run(&run_spec.module, state, &run_spec.limits)
+                run(HostState::new(state_manifest, policy, api, writer, config, limits))
             })
             .await;
+            let name = manifest.name.clone();
             match outcome {
                 Ok(outcome) => {
-                    let report = to_report(&spec, outcome);
+                    let report = to_report(&manifest, &sha256, outcome);
                     match &report.error_kind {
                         Some(kind) if kind != "policy" => tracing::warn!(gatherer = %name, kind = %kind, records = report.records_count, ms = report.duration_in_ms, "failed: {}", report.errors.as_ref().and_then(|e| e.last()).map_or("", String::as_str)),
                         _ => tracing::info!(gatherer = %name, records = report.records_count, ms = report.duration_in_ms, "done"),
                     }
                     report
                 }
-                // The sandbox never panics on guest behaviour; this is a host bug, kept visible.
+                // Runners never panic on guest behaviour; this is a host bug, kept visible.
                 Err(join) => StatusReport {
                     name,
                     errors: Some(vec![format!("host error running the gatherer: {join}")]),
                     error_kind: Some("host".into()),
-                    version: spec.module.manifest.version.clone(),
-                    sha256: spec.module.sha256.clone(),
+                    version: manifest.version.clone(),
+                    sha256,
                     ..Default::default()
                 },
             }
@@ -190,7 +227,7 @@ pub async fn run_period(
             ..Default::default()
         });
     }
-    if sandbox.is_cancelled() {
+    if cancelled() {
         // Dropping the writer deletes its temp file: an abandoned period leaves nothing behind.
         drop(writer);
         return Err(ArchiveError::Abandoned);

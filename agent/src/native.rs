@@ -16,10 +16,9 @@ use std::time::Instant;
 
 use hostapi::guest::NativeHost;
 use hostapi::{Manifest, Request, Response};
-use tokio::sync::Semaphore;
 
-use crate::archive::{self, ArchiveError, ArchiveWriter, GathersMetadata, StatusReport};
-use crate::gather::{PeriodOptions, PeriodResult};
+use crate::archive::ArchiveError;
+use crate::gather::{self, Job, PeriodOptions, PeriodResult};
 use crate::pdk::{Api, HostState};
 use crate::policy::ModulePolicy;
 use crate::sandbox::{Failure, Limits, RunOutcome};
@@ -150,97 +149,22 @@ impl NativeSpec {
     }
 }
 
-fn report(spec: &NativeSpec, outcome: RunOutcome) -> StatusReport {
-    let mut errors = outcome.report.errors;
-    let (error_kind, exit_code) = match &outcome.result {
-        Ok(0) => ((outcome.report.policy_denials > 0).then(|| "policy".to_owned()), Some(0)),
-        Ok(code) => {
-            errors.push(format!("exit: gatherer returned {code}"));
-            (Some("exit".to_owned()), Some(*code))
-        }
-        Err(f) => {
-            errors.push(format!("{}: {}", f.kind, f.message));
-            (Some(f.kind.to_owned()), None)
-        }
-    };
-    if outcome.report.dropped_entries > 0 {
-        errors.push(format!("{} more warnings/errors were dropped (report cap)", outcome.report.dropped_entries));
-    }
-    StatusReport {
-        name: spec.gatherer.manifest.name.clone(),
-        duration_in_ms: outcome.duration.as_millis() as u64,
-        records_count: outcome.report.records,
-        errors: (!errors.is_empty()).then_some(errors),
-        warnings: (!outcome.report.warnings.is_empty()).then_some(outcome.report.warnings),
-        panic: outcome.report.panic,
-        version: spec.gatherer.manifest.version.clone(),
-        sha256: "native".into(),
-        fuel_used: 0,
-        requests: outcome.report.requests,
-        bytes_emitted: outcome.report.bytes_emitted,
-        error_kind,
-        exit_code,
-    }
-}
-
-/// One period of native gatherers into one archive: what `gather::run_period` does for wasm
-/// modules (same concurrency bound, same archive and `gathers.json`; `sha256` is `"native"`).
+/// One period of native gatherers into one archive: the same runner as `gather::run_period`
+/// (same concurrency bound, same archive and `gathers.json`; `sha256` is `"native"`).
 pub async fn run_period(api: Arc<dyn Api>, specs: Vec<NativeSpec>, opts: &PeriodOptions) -> Result<PeriodResult, ArchiveError> {
-    let started_at = time::OffsetDateTime::now_utc();
-    let started = Instant::now();
-    let writer = Arc::new(ArchiveWriter::create(&opts.out_dir, started_at, opts.archive_max_bytes)?);
-    let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
-    let mut tasks = Vec::new();
-    for spec in specs {
-        let (api, writer, permits) = (api.clone(), writer.clone(), permits.clone());
-        tasks.push(tokio::spawn(async move {
-            let _permit = permits.acquire_owned().await.expect("semaphore is never closed");
-            let run_spec = spec.clone();
-            let outcome = tokio::task::spawn_blocking(move || {
-                let g = &run_spec.gatherer;
-                let state = HostState::new(g.manifest.clone(), run_spec.policy.clone(), api, writer, run_spec.config.clone(), run_spec.limits.clone());
-                run(g, state)
-            })
-            .await;
-            match outcome {
-                Ok(outcome) => report(&spec, outcome),
-                Err(join) => StatusReport {
-                    name: spec.gatherer.manifest.name.clone(),
-                    errors: Some(vec![format!("host error running the gatherer: {join}")]),
-                    error_kind: Some("host".into()),
-                    ..Default::default()
-                },
+    let jobs = specs
+        .into_iter()
+        .map(|spec| {
+            let gatherer = spec.gatherer.clone();
+            Job {
+                manifest: spec.gatherer.manifest.clone(),
+                sha256: "native".into(),
+                limits: spec.limits,
+                policy: spec.policy,
+                config: spec.config,
+                run: Box::new(move |state| run(&gatherer, state)),
             }
-        }));
-    }
-    let mut reports = Vec::new();
-    for t in tasks {
-        match t.await {
-            Ok(r) => reports.push(r),
-            Err(e) => tracing::error!("gatherer task failed: {e}"),
-        }
-    }
-    reports.sort_by(|a, b| a.name.cmp(&b.name));
-    let fmt = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-    let metadata = GathersMetadata {
-        status_reports: reports,
-        memory_alloc_bytes: archive::current_rss_bytes(),
-        uptime_seconds: opts.process_started.elapsed().as_secs_f64(),
-        is_global_obfuscation_enabled: false,
-        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
-        started: fmt(started_at),
-        finished: fmt(time::OffsetDateTime::now_utc()),
-        duration_in_ms: started.elapsed().as_millis() as u64,
-        peak_rss_bytes: archive::peak_rss_bytes(),
-        module_set: opts.module_set.clone(),
-        warnings: opts.warnings.clone(),
-    };
-    let writer = Arc::try_unwrap(writer).unwrap_or_else(|_| unreachable!("all gatherer tasks have finished"));
-    let cluster_id = writer.cluster_id();
-    let meta = metadata.clone();
-    let out_dir = opts.out_dir.clone();
-    let archive = tokio::task::spawn_blocking(move || writer.finish(&meta))
-        .await
-        .map_err(|e| ArchiveError::Write { path: out_dir, source: std::io::Error::other(e.to_string()) })??;
-    Ok(PeriodResult { archive, metadata, cluster_id })
+        })
+        .collect();
+    gather::run_jobs(api, jobs, Vec::new(), || false, opts).await
 }

@@ -484,6 +484,15 @@ fn in_bounds(caller: &Caller<'_, HostState>, ptr: i32, len: i32) -> bool {
     start.checked_add(len).is_some_and(|end| end <= memory.data_size(caller))
 }
 
+/// The guest memory, once `[ptr, ptr+len)` is known to lie inside it (else `BAD_POINTER`),
+/// for host functions that read or write it in place.
+fn checked_memory(caller: &Caller<'_, HostState>, ptr: i32, len: i32) -> Result<wasmi::Memory, i32> {
+    if !in_bounds(caller, ptr, len) {
+        return Err(status::BAD_POINTER);
+    }
+    caller.get_export(hostapi::abi::MEMORY).and_then(Extern::into_memory).ok_or(status::BAD_POINTER)
+}
+
 /// Copies `len` bytes at `ptr` out of guest memory, or `None` if out of bounds.
 fn read_guest(caller: &Caller<'_, HostState>, ptr: i32, len: i32) -> Option<Vec<u8>> {
     let memory = caller.get_export(hostapi::abi::MEMORY).and_then(Extern::into_memory)?;
@@ -612,11 +621,9 @@ pub fn linker(engine: &wasmi::Engine) -> Linker<HostState> {
         .expect("response_header is defined once");
     linker
         .func_wrap(m, "response_read", |mut caller: Caller<'_, HostState>, h: i32, buf: i32, len: i32| -> i32 {
-            if !in_bounds(&caller, buf, len) {
-                return status::BAD_POINTER;
-            }
-            let Some(memory) = caller.get_export(hostapi::abi::MEMORY).and_then(Extern::into_memory) else {
-                return status::BAD_POINTER;
+            let memory = match checked_memory(&caller, buf, len) {
+                Ok(m) => m,
+                Err(code) => return code,
             };
             // Guest memory and host state are disjoint borrows of the store: copy straight
             // from the response into the guest, with no intermediate buffer.
@@ -647,11 +654,9 @@ pub fn linker(engine: &wasmi::Engine) -> Linker<HostState> {
                 Err(status::BAD_ARGUMENT) => return status::BAD_NAME,
                 Err(code) => return code,
             };
-            if !in_bounds(&caller, dp, dl) {
-                return status::BAD_POINTER;
-            }
-            let Some(memory) = caller.get_export(hostapi::abi::MEMORY).and_then(Extern::into_memory) else {
-                return status::BAD_POINTER;
+            let memory = match checked_memory(&caller, dp, dl) {
+                Ok(m) => m,
+                Err(code) => return code,
             };
             // The record is compressed straight out of guest memory, with no copy.
             let (data, state) = memory.data_and_store_mut(&mut caller);

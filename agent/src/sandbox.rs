@@ -337,10 +337,9 @@ impl Sandbox {
         })
     }
 
-    /// Instantiates `module` in a fresh store without running it, and returns how long that
-    /// took: the fixed cost of every run before the guest's first instruction (for benchmarks).
-    pub fn instantiate(&self, module: &LoadedModule, state: HostState) -> Result<Duration, String> {
-        let started = Instant::now();
+    /// A fresh store for one run: the memory limiter, and a call hook that stops the guest at
+    /// its next host call once the deadline passes or the sandbox is cancelled.
+    fn new_store(&self, state: HostState) -> Store<HostState> {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         // Fuel slices bound a guest that computes; a guest that lives inside host calls burns
@@ -357,6 +356,14 @@ impl Sandbox {
             }
             Ok(())
         });
+        store
+    }
+
+    /// Instantiates `module` in a fresh store without running it, and returns how long that
+    /// took: the fixed cost of every run before the guest's first instruction (for benchmarks).
+    pub fn instantiate(&self, module: &LoadedModule, state: HostState) -> Result<Duration, String> {
+        let started = Instant::now();
+        let mut store = self.new_store(state);
         store.set_fuel(FUEL_SLICE).expect("fuel metering is enabled");
         let instance = self.linker.instantiate_and_start(&mut store, &module.module).map_err(|e| e.to_string())?;
         instance.get_typed_func::<(), i32>(&store, abi::ENTRY).map_err(|e| e.to_string())?;
@@ -367,22 +374,7 @@ impl Sandbox {
     pub fn run(&self, module: &LoadedModule, state: HostState, limits: &Limits) -> RunOutcome {
         let started = Instant::now();
         let deadline = state.deadline;
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        // Fuel slices bound a guest that computes; a guest that lives inside host calls burns
-        // little fuel, so every host call checks the clock and the shutdown flag as well.
-        let cancelled = self.cancelled.clone();
-        store.call_hook(move |state, hook| {
-            if matches!(hook, wasmi::CallHook::CallingHost) {
-                if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
-                    return Err(wasmi::Error::host(Stopped("cancelled")));
-                }
-                if Instant::now() >= state.deadline {
-                    return Err(wasmi::Error::host(Stopped("deadline")));
-                }
-            }
-            Ok(())
-        });
+        let mut store = self.new_store(state);
         let mut fuel_added = FUEL_SLICE.min(limits.fuel);
         store.set_fuel(fuel_added).expect("fuel metering is enabled");
 
