@@ -7,47 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agent::run::{Agent, RunConfig};
-use agent::status::{Status, StatusBoard};
+use agent::run::RunConfig;
+use agent::status::Status;
+use common::Running;
 
 fn hello(name: &str, text: &str) -> Vec<u8> {
-    let rec = format!("config/{name}.txt");
-    let manifest = format!(r#"{{\"name\":\"{name}\",\"version\":\"1.0.0\",\"abi\":1,\"permissions\":[]}}"#);
-    wat::parse_str(format!(
-        r#"(module (import "gather" "record" (func $record (param i32 i32 i32 i32) (result i32)))
-             (memory (export "memory") 1) (data (i32.const 0) "{rec}") (data (i32.const 256) "{text}")
-             (func (export "gather_abi_version_1"))
-             (func (export "gather") (result i32) (drop (call $record (i32.const 0) (i32.const {}) (i32.const 256) (i32.const {}))) (i32.const 0))
-             (@custom "gather.manifest" "{manifest}"))"#,
-        rec.len(),
-        text.len()
-    ))
-    .unwrap()
-}
-
-struct Running {
-    tx: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-    status: StatusBoard,
-    endpoints: Option<std::net::SocketAddr>,
-}
-
-impl Running {
-    async fn until(&self, what: &str, cond: impl Fn(&Status) -> bool) -> Status {
-        for _ in 0..600 {
-            let s = self.status.get();
-            if cond(&s) {
-                return s;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("timed out waiting for {what}: {:#?}", self.status.get());
-    }
-
-    async fn stop(self) {
-        let _ = self.tx.send(true);
-        tokio::time::timeout(Duration::from_secs(30), self.task).await.unwrap().unwrap();
-    }
+    common::hello(name, "1.0.0", text)
 }
 
 async fn start(sim: &agent::sim::SimHandle, work: &Path, modules: &[(&str, Vec<u8>)], tweak: impl FnOnce(&mut RunConfig)) -> Running {
@@ -62,16 +27,7 @@ async fn start(sim: &agent::sim::SimHandle, work: &Path, modules: &[(&str, Vec<u
     cfg.jitter = 0.0;
     cfg.listen = Some("127.0.0.1:0".parse().unwrap());
     tweak(&mut cfg);
-    let agent = Agent::new(cfg).unwrap();
-    let endpoints = agent.endpoints_addr();
-    let status = agent.status();
-    let kc = work.join("kubeconfig");
-    sim.write_kubeconfig(&kc).unwrap();
-    let client = agent::kubeclient::from_kubeconfig(&kc).await.unwrap();
-    let api = Arc::new(agent::policy::Bridge::new(client, tokio::runtime::Handle::current()));
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(agent.run(api, rx));
-    Running { tx, task, status, endpoints }
+    common::start_agent(sim, work, cfg).await
 }
 
 fn metric(text: &str, name_and_labels: &str) -> f64 {

@@ -4,35 +4,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use agent::archive::GathersMetadata;
 use agent::publish::{publish, PublishOptions};
 use agent::run::{Agent, RunConfig};
 use agent::serve::ServeHandle;
-use agent::status::{Status, StatusBoard};
-
-/// A WAT gatherer named `name` at `version` that records `config/<name>.txt` = `text`.
-fn hello(name: &str, version: &str, text: &str) -> Vec<u8> {
-    let rec = format!("config/{name}.txt");
-    let manifest = format!(r#"{{\"name\":\"{name}\",\"version\":\"{version}\",\"abi\":1,\"permissions\":[]}}"#);
-    wat::parse_str(format!(
-        r#"(module
-             (import "gather" "record" (func $record (param i32 i32 i32 i32) (result i32)))
-             (memory (export "memory") 1)
-             (data (i32.const 0) "{rec}")
-             (data (i32.const 256) "{text}")
-             (func (export "gather_abi_version_1"))
-             (func (export "gather") (result i32)
-               (drop (call $record (i32.const 0) (i32.const {}) (i32.const 256) (i32.const {})))
-               (i32.const 0))
-             (@custom "gather.manifest" "{manifest}"))"#,
-        rec.len(),
-        text.len()
-    ))
-    .unwrap()
-}
+use common::{hello, Running};
 
 struct Harness {
     work: tempfile::TempDir,
@@ -96,40 +74,7 @@ impl Harness {
     }
 
     async fn start(&self, cfg: RunConfig) -> Running {
-        let agent = Agent::new(cfg).expect("agent starts");
-        let status = agent.status();
-        let kc = self.work.path().join("kubeconfig");
-        self.sim.write_kubeconfig(&kc).unwrap();
-        let client = agent::kubeclient::from_kubeconfig(&kc).await.unwrap();
-        let api = Arc::new(agent::policy::Bridge::new(client, tokio::runtime::Handle::current()));
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(agent.run(api, rx));
-        Running { tx, task, status }
-    }
-}
-
-struct Running {
-    tx: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-    status: StatusBoard,
-}
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.tx.send(true);
-        tokio::time::timeout(Duration::from_secs(30), self.task).await.expect("the agent stops").unwrap();
-    }
-
-    /// Waits (generously; this bounds a hang, it is not a timing assertion) for `cond`.
-    async fn until(&self, what: &str, cond: impl Fn(&Status) -> bool) -> Status {
-        for _ in 0..600 {
-            let s = self.status.get();
-            if cond(&s) {
-                return s;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("timed out waiting for {what}; status: {:#?}", self.status.get());
+        common::start_agent(&self.sim, self.work.path(), cfg).await
     }
 }
 

@@ -147,3 +147,69 @@ fn walk(dir: &std::path::Path, kind: &str, group: Option<&str>, key: &str) -> Op
         None
     }
 }
+
+/// A WAT gatherer named `name` at `version` that records `config/<name>.txt` = `text`.
+pub fn hello(name: &str, version: &str, text: &str) -> Vec<u8> {
+    let rec = format!("config/{name}.txt");
+    let manifest = format!(r#"{{\"name\":\"{name}\",\"version\":\"{version}\",\"abi\":1,\"permissions\":[]}}"#);
+    wat::parse_str(format!(
+        r#"(module
+             (import "gather" "record" (func $record (param i32 i32 i32 i32) (result i32)))
+             (memory (export "memory") 1)
+             (data (i32.const 0) "{rec}")
+             (data (i32.const 256) "{text}")
+             (func (export "gather_abi_version_1"))
+             (func (export "gather") (result i32)
+               (drop (call $record (i32.const 0) (i32.const {}) (i32.const 256) (i32.const {})))
+               (i32.const 0))
+             (@custom "gather.manifest" "{manifest}"))"#,
+        rec.len(),
+        text.len()
+    ))
+    .unwrap()
+}
+
+/// A periodic agent running in the test's runtime.
+pub struct Running {
+    tx: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    /// Its status board.
+    pub status: agent::status::StatusBoard,
+    /// Where its endpoints listen, when enabled.
+    pub endpoints: Option<std::net::SocketAddr>,
+}
+
+/// Starts `cfg` as an agent talking to `sim` (kubeconfig written into `work`).
+pub async fn start_agent(sim: &SimHandle, work: &std::path::Path, cfg: agent::run::RunConfig) -> Running {
+    use std::sync::Arc;
+    let agent = agent::run::Agent::new(cfg).expect("agent starts");
+    let endpoints = agent.endpoints_addr();
+    let status = agent.status();
+    let kc = work.join("kubeconfig");
+    sim.write_kubeconfig(&kc).unwrap();
+    let client = agent::kubeclient::from_kubeconfig(&kc).await.unwrap();
+    let api = Arc::new(agent::policy::Bridge::new(client, tokio::runtime::Handle::current()));
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(agent.run(api, rx));
+    Running { tx, task, status, endpoints }
+}
+
+impl Running {
+    /// Asks the agent to stop and waits for it.
+    pub async fn stop(self) {
+        let _ = self.tx.send(true);
+        tokio::time::timeout(std::time::Duration::from_secs(30), self.task).await.expect("the agent stops").unwrap();
+    }
+
+    /// Waits (generously; this bounds a hang, it is not a timing assertion) for `cond`.
+    pub async fn until(&self, what: &str, cond: impl Fn(&agent::status::Status) -> bool) -> agent::status::Status {
+        for _ in 0..600 {
+            let s = self.status.get();
+            if cond(&s) {
+                return s;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {what}; status: {:#?}", self.status.get());
+    }
+}
