@@ -41,6 +41,13 @@ pub struct Limits {
     /// Bytes of records this module may emit per period (its share of the archive), so one
     /// gatherer cannot fill the shared archive cap and starve the others.
     pub record_bytes: u64,
+    /// Host memory all of the module's open handles may hold together (response bodies,
+    /// list pages, projections); past it a request or page is refused with `LIMIT`.
+    pub handle_bytes: u64,
+    /// Log bytes the module may write to the host log per period; past it, logs are dropped.
+    pub log_bytes: u64,
+    /// Log lines the module may write to the host log per period.
+    pub log_lines: u64,
     /// Deadline in milliseconds, for tests that need sub-second deadlines; overrides
     /// `deadlineSeconds` when set.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,6 +64,9 @@ impl Default for Limits {
             request_timeout_seconds: defaults::REQUEST_TIMEOUT_SECS,
             max_requests: defaults::REQUESTS,
             record_bytes: defaults::RECORD_BYTES,
+            handle_bytes: defaults::HANDLE_BYTES,
+            log_bytes: defaults::LOG_BYTES,
+            log_lines: defaults::LOG_LINES,
             deadline_ms: None,
         }
     }
@@ -79,6 +89,9 @@ impl Limits {
         }
         if self.record_bytes == 0 {
             return Err("recordBytes must be positive".into());
+        }
+        if self.handle_bytes == 0 {
+            return Err("handleBytes must be positive".into());
         }
         if self.fuel == 0 || self.deadline().is_zero() || self.request_timeout_seconds == 0 {
             return Err("fuel, the deadline and requestTimeoutSeconds must be positive".into());
@@ -119,7 +132,11 @@ pub enum LoadError {
     /// A required export is missing or has the wrong type.
     #[error("bad exports: {0}")]
     BadExport(String),
-    /// The module imports something this host does not provide.
+    /// The module has a start function, which would run during instantiation, outside the
+    /// deadline loop.
+    #[error("has a start function, which this host refuses: it would run during instantiation, before any limit applies; export `gather` instead")]
+    StartFunction,
+    /// The module imports something this host does not provide (names cut to `QUOTE_BYTES`).
     #[error("imports {module}.{name}{detail}, which this host does not provide (ABI {})", abi::ABI_VERSION)]
     UnknownImport {
         /// Import module.
@@ -207,6 +224,38 @@ fn stopped(kind: &'static str, limits: &Limits) -> Failure {
     }
 }
 
+/// Whether `bytes` (a wasm binary, header already checked) has a start section (id 8). Only
+/// the top-level section headers are walked; a malformed binary answers `false` and is left
+/// to the validator.
+fn has_start_section(bytes: &[u8]) -> bool {
+    fn leb(bytes: &[u8], at: &mut usize) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..35).step_by(7) {
+            let b = *bytes.get(*at)?;
+            *at += 1;
+            value |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+    let mut at = 8;
+    while at < bytes.len() {
+        let id = bytes[at];
+        at += 1;
+        let Some(size) = leb(bytes, &mut at) else { return false };
+        if id == 8 {
+            return true;
+        }
+        at = match usize::try_from(size).ok().and_then(|s| at.checked_add(s)) {
+            Some(next) => next,
+            None => return false,
+        };
+    }
+    false
+}
+
 /// Hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -268,6 +317,9 @@ impl Sandbox {
             return Err(LoadError::NotWasm);
         }
         let started = Instant::now();
+        if has_start_section(bytes) {
+            return Err(LoadError::StartFunction);
+        }
         let module = Module::new(&self.engine, bytes).map_err(|e| LoadError::Invalid(e.to_string()))?;
 
         let mut markers: Vec<String> = Vec::new();
@@ -296,7 +348,11 @@ impl Sandbox {
         let signatures = pdk::import_signatures();
         for import in module.imports() {
             let (m, n) = (import.module(), import.name());
-            let unknown = |detail: String| LoadError::UnknownImport { module: m.to_owned(), name: n.to_owned(), detail };
+            let unknown = |detail: String| LoadError::UnknownImport {
+                module: crate::text::clip(m, abi::limits::QUOTE_BYTES).into_owned(),
+                name: crate::text::clip(n, abi::limits::QUOTE_BYTES).into_owned(),
+                detail,
+            };
             if m != abi::IMPORT_MODULE {
                 return Err(unknown(String::new()));
             }
@@ -378,7 +434,8 @@ impl Sandbox {
         let mut fuel_added = FUEL_SLICE.min(limits.fuel);
         store.set_fuel(fuel_added).expect("fuel metering is enabled");
 
-        let fuel_used = |store: &Store<HostState>, added: u64| added - store.get_fuel().unwrap_or(0);
+        // Host work not yet taken from a slice (ABI.md §10) counts as used.
+        let fuel_used = |store: &Store<HostState>, added: u64| added - store.get_fuel().unwrap_or(0) + store.data().fuel_debt;
         let finish = |store: Store<HostState>, added: u64, result: Result<i32, Failure>| {
             let used = fuel_used(&store, added);
             RunOutcome { result, fuel_used: used, duration: started.elapsed(), report: store.into_data().report }
@@ -402,6 +459,8 @@ impl Sandbox {
                 // A non-zero return is the gatherer's own verdict, reported as kind `exit`.
                 Ok(TypedResumableCall::Finished(code)) => return finish(store, fuel_added, Ok(code)),
                 Ok(TypedResumableCall::OutOfFuel(invocation)) => {
+                    // Host work the guest owes beyond its last slice comes off the total first.
+                    fuel_added = fuel_added.saturating_add(std::mem::take(&mut store.data_mut().fuel_debt));
                     if fuel_added >= limits.fuel {
                         let f = Failure { kind: "fuel", message: format!("fuel budget of {} exhausted", limits.fuel) };
                         return finish(store, fuel_added, Err(f));
