@@ -535,9 +535,9 @@ fn worst() -> Vec<u8> {
     )
 }
 
-/// The bound ABI.md §10 states: M + H + 2R + 1 MiB, plus the compiled module.
+/// The bound ABI.md §10 states: M + H + 3R + 1 MiB, plus the compiled module.
 fn formula(l: &Limits, module_bytes: usize) -> u64 {
-    l.memory_bytes + l.handle_bytes + 2 * l.response_bytes + (1 << 20) + module_bytes as u64
+    l.memory_bytes + l.handle_bytes + 3 * l.response_bytes + (1 << 20) + module_bytes as u64
 }
 
 #[test]
@@ -570,7 +570,8 @@ fn peak_rss_stays_under_the_formula() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "child failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let line = stdout.lines().find(|l| l.starts_with("FIGURES ")).expect("figures printed");
+    // The harness may print `test worst_module_child ... ` on the same line.
+    let line = stdout.lines().find_map(|l| l.find("FIGURES ").map(|i| &l[i..])).expect("figures printed");
     println!("{line}");
     let figure = |k: &str| -> u64 {
         line.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap().parse().unwrap()
