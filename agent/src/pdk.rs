@@ -204,6 +204,8 @@ pub struct HostState {
     /// Fuel owed beyond what was left in the current slice, collected by the sandbox from
     /// the total budget before the next slice.
     pub(crate) fuel_debt: u64,
+    /// Fuel the sandbox has given the run so far (slices plus collected debt).
+    pub(crate) fuel_added: u64,
 }
 
 impl HostState {
@@ -233,6 +235,7 @@ impl HostState {
             log_exhausted: false,
             work_fuel: 0,
             fuel_debt: 0,
+            fuel_added: 0,
         }
     }
 
@@ -689,21 +692,24 @@ fn read_str(caller: &Caller<'_, HostState>, ptr: i32, len: i32) -> Result<String
     String::from_utf8(bytes).map_err(|_| status::BAD_ARGUMENT)
 }
 
-/// Charges the host work the last call did to the guest's fuel: from the current slice
-/// first, the rest as a debt the sandbox takes from the total budget before the next slice
-/// (so a guest that would run out stops at its next instruction).
+/// Charges the host work the last call did to the guest's total fuel budget, as a debt the
+/// sandbox collects before the next slice. When the debt takes the run past its budget, the
+/// slice is emptied so the guest stops at its next instruction (kind `fuel`).
+///
+/// The slice is not drawn down otherwise: wasmi also takes fuel to compile a function on its
+/// first call, and an emptied slice there would end the run even within budget.
 fn charge_work(caller: &mut Caller<'_, HostState>) {
     let owed = std::mem::take(&mut caller.data_mut().work_fuel);
     if owed == 0 {
         return;
     }
     let left = caller.get_fuel().unwrap_or(0);
-    let paid = owed.min(left);
-    if caller.set_fuel(left - paid).is_err() {
-        return;
-    }
     let state = caller.data_mut();
-    state.fuel_debt = state.fuel_debt.saturating_add(owed - paid);
+    state.fuel_debt = state.fuel_debt.saturating_add(owed);
+    let used = state.fuel_added.saturating_sub(left).saturating_add(state.fuel_debt);
+    if used >= state.limits.fuel {
+        let _ = caller.set_fuel(0);
+    }
 }
 
 /// "Fits → write and return the size; does not fit → write nothing, return the size needed."

@@ -433,6 +433,7 @@ impl Sandbox {
         let mut store = self.new_store(state);
         let mut fuel_added = FUEL_SLICE.min(limits.fuel);
         store.set_fuel(fuel_added).expect("fuel metering is enabled");
+        store.data_mut().fuel_added = fuel_added;
 
         // Host work not yet taken from a slice (ABI.md §10) counts as used.
         let fuel_used = |store: &Store<HostState>, added: u64| added - store.get_fuel().unwrap_or(0) + store.data().fuel_debt;
@@ -457,7 +458,14 @@ impl Sandbox {
         loop {
             match call {
                 // A non-zero return is the gatherer's own verdict, reported as kind `exit`.
-                Ok(TypedResumableCall::Finished(code)) => return finish(store, fuel_added, Ok(code)),
+                Ok(TypedResumableCall::Finished(code)) => {
+                    // Host work can take a run past its budget in its last instructions.
+                    if fuel_used(&store, fuel_added) > limits.fuel {
+                        let f = Failure { kind: "fuel", message: format!("fuel budget of {} exhausted", limits.fuel) };
+                        return finish(store, fuel_added, Err(f));
+                    }
+                    return finish(store, fuel_added, Ok(code));
+                }
                 Ok(TypedResumableCall::OutOfFuel(invocation)) => {
                     // Host work the guest owes beyond its last slice comes off the total first.
                     fuel_added = fuel_added.saturating_add(std::mem::take(&mut store.data_mut().fuel_debt));
@@ -480,6 +488,7 @@ impl Sandbox {
                     let left = store.get_fuel().unwrap_or(0);
                     store.set_fuel(left + top_up).expect("fuel metering is enabled");
                     fuel_added += top_up;
+                    store.data_mut().fuel_added = fuel_added;
                     call = invocation.resume(&mut store);
                 }
                 Ok(TypedResumableCall::HostTrap(invocation)) => {
