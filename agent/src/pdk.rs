@@ -524,15 +524,14 @@ impl HostState {
     /// 2xx body is not a list (the list then ends).
     /// The projection is bounded while it is built: by the response cap (`TOO_LARGE`) and by
     /// what the handle budget leaves once the page's items are held (`LIMIT`); either ends
-    /// the list. `open` is not among the handles while this runs, so its old page is not
-    /// counted.
+    /// the list, leaving the previous page readable. `open` is not among the handles while
+    /// this runs, so what it still holds (the previous projection) is counted here.
     fn set_page(&mut self, open: &mut OpenList, req: &Request, response: Response) -> Result<i32, i32> {
         let code = i32::from(response.status);
         open.items = Vec::new();
         open.listed = false;
         open.next = None;
-        open.held = 0;
-        open.page = OpenResponse { response: Response::default(), read: 0 };
+        open.held = open.page.response.body.len() as u64;
         if !response.is_success() {
             open.held = response.body.len() as u64;
             open.page = OpenResponse { response, read: 0 };
@@ -546,7 +545,8 @@ impl HostState {
         })?;
         drop(response.body);
         let items_bytes: u64 = page.items.iter().map(|i| i.get().len() as u64).sum();
-        let left = self.limits.handle_bytes.saturating_sub(self.held_bytes().saturating_add(items_bytes));
+        let held = self.held_bytes().saturating_add(open.held);
+        let left = self.limits.handle_bytes.saturating_sub(held.saturating_add(items_bytes));
         let cap = self.limits.response_bytes.min(left);
         let body = match open.fields.project(&page.items, cap as usize) {
             Ok(body) => body,
