@@ -290,13 +290,11 @@ pub fn fit_metadata(metadata: &mut GathersMetadata, cap: usize) {
                 dropped += list.len().saturating_sub(keep);
                 list.truncate(keep);
             }
-            if let Some(list) = r.errors.as_mut() {
-                if list.len() > keep + 1 {
-                    let verdict = list.pop();
-                    dropped += list.len() - keep;
-                    list.truncate(keep);
-                    list.extend(verdict);
-                }
+            if let Some(list) = r.errors.as_mut().filter(|l| l.len() > keep + 1) {
+                let verdict = list.pop();
+                dropped += list.len() - keep;
+                list.truncate(keep);
+                list.extend(verdict);
             }
             if dropped > 0 {
                 let note = format!("{dropped} of {} warnings/errors trimmed to fit gathers.json (cap {cap} bytes)", w + e);

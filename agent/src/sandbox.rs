@@ -224,6 +224,12 @@ fn stopped(kind: &'static str, limits: &Limits) -> Failure {
     }
 }
 
+/// An error detail that may quote the module's own bytes (a manifest field name, a wasm
+/// name), cut so a load error stays one short report entry and log line.
+fn quoted_detail(detail: &str) -> String {
+    crate::text::clip(detail, 2 * abi::limits::QUOTE_BYTES).into_owned()
+}
+
 /// Whether `bytes` (a wasm binary, header already checked) has a start section (id 8). Only
 /// the top-level section headers are walked; a malformed binary answers `false` and is left
 /// to the validator.
@@ -320,7 +326,7 @@ impl Sandbox {
         if has_start_section(bytes) {
             return Err(LoadError::StartFunction);
         }
-        let module = Module::new(&self.engine, bytes).map_err(|e| LoadError::Invalid(e.to_string()))?;
+        let module = Module::new(&self.engine, bytes).map_err(|e| LoadError::Invalid(quoted_detail(&e.to_string())))?;
 
         let mut markers: Vec<String> = Vec::new();
         for export in module.exports() {
@@ -334,7 +340,9 @@ impl Sandbox {
             return Err(LoadError::MissingMarker);
         }
         if !markers.iter().any(|v| v == &abi::ABI_VERSION.to_string()) {
-            return Err(LoadError::UnsupportedAbi { found: markers });
+            // Export names are the module's: a few, each cut, are enough to say what it speaks.
+            let found = markers.iter().take(8).map(|v| crate::text::clip(v, abi::limits::QUOTE_BYTES).into_owned()).collect();
+            return Err(LoadError::UnsupportedAbi { found });
         }
         match module.get_export(abi::ENTRY) {
             Some(ExternType::Func(f)) if f.params().is_empty() && f.results() == [wasmi::ValType::I32] => {}
@@ -376,7 +384,7 @@ impl Sandbox {
             .custom_sections()
             .find(|s| s.name() == abi::MANIFEST_SECTION)
             .ok_or(LoadError::MissingManifest)?;
-        let manifest = Manifest::parse(section.data()).map_err(|e| LoadError::BadManifest(e.to_string()))?;
+        let manifest = Manifest::parse(section.data()).map_err(|e| LoadError::BadManifest(quoted_detail(&e.to_string())))?;
         if manifest.abi != abi::ABI_VERSION {
             return Err(LoadError::BadManifest(format!(
                 "manifest says ABI {} but this host speaks ABI {}",

@@ -144,15 +144,13 @@ fn huge_template() -> Vec<u8> {
 fn log_flood() -> Vec<u8> {
     guest(
         "logflood",
-        &format!(
-            r#"(data (i32.const 1024) "x\nINFO forged line\n")
+        r#"(data (i32.const 1024) "x\nINFO forged line\n")
                (func (export "gather") (result i32) (local $i i32)
                  (memory.fill (i32.const 1043) (i32.const 97) (i32.const 8173))
                  (loop $l
                    (if (i32.ne (call $log (i32.const 2) (i32.const 1024) (i32.const 8192)) (i32.const 0)) (then (return (i32.const 2))))
                    (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 20000))))
-                 (i32.const 0))"#
-        ),
+                 (i32.const 0))"#,
     )
 }
 
@@ -578,4 +576,25 @@ fn peak_rss_stays_under_the_formula() {
     };
     assert!(figure("served") > 6, "the module really hoarded pages: {line}");
     assert!(figure("growth") <= figure("formula"), "peak RSS growth over the formula: {line}");
+}
+
+/// ABI.md §8 and §11 agree: a trap after both a panic message and a refused `memory.grow`
+/// is `panic`, the guest's own account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panic_wins_over_a_refused_grow() {
+    let module = guest(
+        "panicgrow",
+        r#"(data (i32.const 200) "out of memory, giving up")
+           (func (export "gather") (result i32)
+             (if (i32.ne (memory.grow (i32.const 2000)) (i32.const -1)) (then (return (i32.const 2))))
+             (drop (call $log (i32.const 4) (i32.const 200) (i32.const 24)))
+             unreachable)"#,
+    );
+    let (result, _out) = period(BigList::new(1, 100), &[module], Limits::default()).await;
+    let r = report(&result.metadata, "panicgrow");
+    assert_eq!(r.error_kind.as_deref(), Some("panic"), "{:?}", r.errors);
+    assert_eq!(r.panic.as_deref(), Some("out of memory, giving up"));
+    let doc = include_str!("../../hostapi/ABI.md");
+    assert!(doc.contains("`panic`, **even if a memory growth was refused earlier**"));
+    assert!(doc.contains("| `panic` | A trap after the guest logged at level 4. This takes precedence over `memory`. |"));
 }
