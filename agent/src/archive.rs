@@ -277,7 +277,7 @@ impl NameTree {
     /// Whether `name` (already valid, so no empty segments) could be added.
     fn check(&self, name: &str) -> Result<(), Clash> {
         let mut node = self;
-        let mut end = 0;
+        let mut end: usize = 0;
         for seg in name.split('/') {
             if node.file {
                 return Err(Clash::UnderFile(end.saturating_sub(1)));

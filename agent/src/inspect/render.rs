@@ -206,7 +206,7 @@ pub fn summary_text(s: &Summary, style: &Style) -> String {
         let _ = writeln!(out, "gatherers  unknown: {GATHERS_JSON} could not be read");
         if let Some(records) = &s.records_read {
             let _ = writeln!(out, "\n{} could be read:", count(records.len() as u64, "record"));
-            records_table(records, &mut out);
+            records_table(records, false, &mut out);
         }
         return out;
     };
