@@ -320,8 +320,10 @@ pub fn record_text(bytes: &[u8]) -> Vec<u8> {
         Ok(v) => {
             let pretty = serde_json::to_string_pretty(&v).unwrap_or_default();
             let mut s = String::with_capacity(pretty.len() + 1);
+            // serde_json escapes C0 controls inside strings already; the newlines left are
+            // the pretty-printer's own.
             for c in pretty.chars() {
-                if is_unsafe_char(c) {
+                if is_unsafe_char(c) && c != '\n' {
                     let _ = write!(s, "\\u{:04x}", u32::from(c));
                 } else {
                     s.push(c);
