@@ -383,7 +383,8 @@ pub(crate) fn scan_archive(path: &Path, read_metadata: bool) -> Result<Scanned> 
         } else if r.path() == GATHERS_JSON {
             raw_metadata = MetadataSeen::Read(r.read_to_vec()?);
         }
-        // Any other data is left unread: the scan skips it without holding it.
+        // Read past (never held) before the record counts as intact.
+        r.skip()?;
         newest_mtime = newest_mtime.max(r.mtime());
         records.push(RecordInfo { path: r.path().to_owned(), size: r.size() });
         Ok(Flow::Continue)
