@@ -776,6 +776,26 @@ mod tests {
     }
 
     #[test]
+    fn the_name_tree_holds_100k_records_and_still_finds_every_clash() {
+        let mut tree = NameTree::default();
+        let name = |i: u32| format!("config/pod/ns-{}/pod-{i}.json", i % 100);
+        for i in 0..100_000 {
+            assert_eq!(tree.check(&name(i)), Ok(()));
+            tree.insert(&name(i));
+        }
+        assert_eq!(tree.check(&name(99_999)), Err(Clash::Duplicate));
+        assert_eq!(tree.check("config/pod/ns-7"), Err(Clash::Directory));
+        assert_eq!(tree.check("config"), Err(Clash::Directory));
+        let under = format!("{}/x", name(5));
+        assert_eq!(tree.check(&under), Err(Clash::UnderFile(name(5).len())));
+        assert_eq!(tree.check("config/pod/ns-100/pod-1.json"), Ok(()));
+        // Shared directories are stored once: 1 + 1 + 100 directories, not one per record.
+        let pods = &tree.children["config"].children["pod"];
+        assert_eq!(pods.children.len(), 100);
+        assert_eq!(pods.children.values().map(|ns| ns.children.len()).sum::<usize>(), 100_000);
+    }
+
+    #[test]
     fn concurrent_clashing_names_keep_exactly_one() {
         for round in 0..20 {
             let dir = tempfile::tempdir().unwrap();

@@ -937,6 +937,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_text_escaper_handles_characters_split_across_writes() {
+        let text = "é\u{202e}x\x1b\n".as_bytes();
+        for cut in 0..text.len() {
+            let mut out = Vec::new();
+            let mut e = TextEscaper::new(&mut out);
+            e.write_all(&text[..cut]).unwrap();
+            e.write_all(&text[cut..]).unwrap();
+            e.finish().unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), "é\\u{202e}x\\u{1b}\n", "cut at {cut}");
+        }
+        // A sequence cut off at the very end is shown as bytes, not lost.
+        let mut out = Vec::new();
+        let mut e = TextEscaper::new(&mut out);
+        e.write_all(b"ok\xe2\x80").unwrap();
+        e.finish().unwrap();
+        assert_eq!(out, b"ok\\xe2\\x80");
+    }
+
+    #[test]
     fn human_units() {
         assert_eq!(human_bytes(0), "0 B");
         assert_eq!(human_bytes(1023), "1023 B");
