@@ -6,7 +6,8 @@
 //!
 //! - [`summary`]: when an archive was gathered, its size, and one row per gatherer;
 //! - [`list`]: record paths and sizes, optionally filtered by a [`glob::Glob`];
-//! - [`read_record`] / [`copy_record`]: one record's bytes;
+//! - [`show_record`] (escaped, streamed when large) / [`copy_record`] (exact bytes) /
+//!   [`read_record`] (in memory, capped): one record;
 //! - [`meta`]: `insights-operator/gathers.json` as stored;
 //! - [`diff::diff_archives`]: what changed between two periods;
 //! - [`trend::trend`]: a directory of archives over time.
