@@ -398,8 +398,8 @@ impl IndexSource {
             return Err("the persisted index does not match its recorded sha256".into());
         }
         if let Some(key) = &self.settings.public_key {
-            let sig = sig.ok_or("the persisted index has no signature, and a public key is configured")?;
-            index::verify(key, &bytes, &sig).map_err(|e| e.to_string())?;
+            let sig = sig.as_deref().ok_or("the persisted index has no signature, and a public key is configured")?;
+            index::verify(key, &bytes, sig).map_err(|e| e.to_string())?;
         }
         let index = Index::parse(&bytes).map_err(|e| e.to_string())?;
         if let Err(e) = index.check_expiry(time::OffsetDateTime::now_utc()) {
