@@ -520,7 +520,9 @@ async fn index_url_credentials_never_leave_the_process() {
         "the refusal reached an archive"
     );
     let _ = std::io::stdout().flush();
-    shown.push(("log".into(), LOG.lock().unwrap().clone()));
+    let log = LOG.lock().unwrap().clone();
+    assert!(String::from_utf8_lossy(&log).contains("accepted a new index"), "the log is captured");
+    shown.push(("log".into(), log));
     for (what, bytes) in shown {
         let text = String::from_utf8_lossy(&bytes);
         for secret in ["alice7", "pa55w0rd", "s3cr3tt0ken", "x=y"] {
