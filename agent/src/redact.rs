@@ -51,10 +51,11 @@ pub fn secrets(url: &Url) -> Vec<String> {
     let mut push = |s: &str| {
         if !s.is_empty() && s != MASK {
             out.push(s.to_owned());
-            if let Ok(d) = percent_encoding::percent_decode_str(s).decode_utf8() {
-                if !d.is_empty() && d != s {
-                    out.push(d.into_owned());
-                }
+            if let Ok(d) = percent_encoding::percent_decode_str(s).decode_utf8()
+                && !d.is_empty()
+                && d != s
+            {
+                out.push(d.into_owned());
             }
         }
     };

@@ -203,12 +203,11 @@ impl StateDir {
             }
             // The persisted index counts only when it is the one accepted.json describes;
             // its serial field alone, unverified, could be anything.
-            if let (true, Some(bytes)) = (url_ok, &index) {
-                if sha256_hex(bytes) == a.sha256 {
-                    if let Ok(i) = crate::index::Index::parse(bytes) {
-                        found.push(SerialFloor { url: url.to_owned(), serial: i.serial, sha256: a.sha256.clone() });
-                    }
-                }
+            if let (true, Some(bytes)) = (url_ok, &index)
+                && sha256_hex(bytes) == a.sha256
+                && let Ok(i) = crate::index::Index::parse(bytes)
+            {
+                found.push(SerialFloor { url: url.to_owned(), serial: i.serial, sha256: a.sha256.clone() });
             }
         }
         // The first of equal serials wins, so serial.json's digest is preferred.

@@ -354,7 +354,7 @@ async fn a_damaged_cache_does_not_forget_the_serial() {
     std::fs::write(&cached, b"damaged on disk").unwrap();
     let v2_routes = std::mem::replace(&mut *routes.lock().unwrap(), v1_routes);
     let mut restarted = p.source(&url, Some(&public));
-    let err = restarted.restore(&p.ctx).err().expect("the restore cannot use a damaged module");
+    let err = restarted.restore(&p.ctx).expect_err("the restore cannot use a damaged module");
     assert!(err.contains("missing from the cache"), "{err}");
     let r = refused(restarted.poll(&p.ctx).await);
     assert!(r.starts_with("rollback") && r.contains("serial 1 is lower than the accepted serial 2"), "{r}");
