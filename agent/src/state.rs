@@ -222,8 +222,9 @@ impl StateDir {
     /// Raises the rollback floor to `floor` (never lowers it), durably: the file is written
     /// to a temp file, synced, renamed over the old one, and the directory is synced.
     pub fn raise_serial_floor(&self, floor: &SerialFloor) -> std::io::Result<()> {
-        let current = self.serial_floor(&floor.url).floor;
-        if current.is_some_and(|c| c.serial > floor.serial || (c.serial == floor.serial && c.sha256 == floor.sha256)) {
+        let current: Option<SerialFloor> =
+            std::fs::read(self.root.join("serial.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        if current.is_some_and(|c| c.url == floor.url && (c.serial > floor.serial || (c.serial == floor.serial && c.sha256 == floor.sha256))) {
             return Ok(());
         }
         write_atomic(&self.root.join("serial.json"), &serde_json::to_vec_pretty(floor).expect("serializes"))?;

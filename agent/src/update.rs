@@ -370,6 +370,13 @@ impl IndexSource {
         for p in &reading.problems {
             tracing::error!("state dir: {p}");
         }
+        // A floor known only from accepted.json (an older agent's state, or a damaged
+        // serial.json) is written down at once, so losing accepted.json later loses nothing.
+        if let Some(f) = &reading.floor {
+            if let Err(e) = ctx.state.raise_serial_floor(f) {
+                self.problems.push(format!("cannot write serial.json: {e}"));
+            }
+        }
         self.problems.extend(reading.problems);
         self.floor = reading.floor;
         self.floor_loaded = true;

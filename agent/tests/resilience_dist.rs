@@ -386,6 +386,12 @@ async fn the_serial_survives_loss_of_accepted_json_and_the_cache() {
         }
     };
 
+    // A state dir without serial.json (an older agent's) gets one at start.
+    std::fs::remove_file(state.join("serial.json")).unwrap();
+    assert!(p.source(&url, Some(&public)).restore(&p.ctx).unwrap().is_some());
+    let floor: serde_json::Value = serde_json::from_slice(&std::fs::read(state.join("serial.json")).unwrap()).unwrap();
+    assert_eq!(floor["serial"], 2, "a floor known only from accepted.json is written down");
+
     // accepted.json, index.json and the cache deleted.
     std::fs::remove_file(state.join("accepted.json")).unwrap();
     std::fs::remove_file(state.join("index.json")).unwrap();
