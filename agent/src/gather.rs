@@ -352,8 +352,8 @@ pub fn load_modules_dir(
         }
         let limits = match config.limits_for(&name) {
             Ok(l) => l,
-            Err(error) => {
-                failures.push(LoadFailure { name, sha256, error });
+            Err(e) => {
+                failures.push(LoadFailure { name, sha256, error: format!("limits: {e}") });
                 continue;
             }
         };

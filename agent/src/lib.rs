@@ -13,6 +13,7 @@
 //! - [`index`]: the published index format, its ed25519 signature and structural checks.
 //! - [`publish`]: turn a modules directory into a static, content-addressed site.
 //! - [`serve`]: a static server for sites, with strong ETags and 304s.
+//! - [`redact`]: how URLs are shown: userinfo and query values hidden, everywhere.
 //! - [`state`]: the state dir: lock, content-addressed module cache, last accepted index.
 //! - [`status`]: what the agent is doing, persisted as `status.json`.
 //! - [`run`]: the periodic agent: activate staged sets at period start, gather, archive.
@@ -37,6 +38,7 @@ pub mod inspect;
 pub mod pdk;
 pub mod policy;
 pub mod publish;
+pub mod redact;
 pub mod retention;
 pub mod run;
 pub mod sandbox;

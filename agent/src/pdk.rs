@@ -604,7 +604,14 @@ impl HostState {
             let (data, meta) = list::render_item(item, strip);
             self.work(data.len());
             last = match tpl.expand(&meta) {
-                Ok(name) => self.record(&name, &data),
+                Ok(expanded) => {
+                    let code = self.record(&expanded.name, &data);
+                    // Only once accepted: a refused name is reported (capped) by `record`.
+                    if let (status::OK, Some(warning)) = (code, expanded.warning()) {
+                        self.report.warn(warning);
+                    }
+                    code
+                }
                 Err(e) => {
                     self.report.error(format!("record from template {} refused: {e}", text::quote(template)));
                     status::BAD_NAME

@@ -427,7 +427,11 @@ impl Template {
     }
 
     /// The record name for an item with this name and namespace.
-    pub fn expand(&self, item: &ItemMeta) -> Result<String, String> {
+    ///
+    /// A segment over 255 bytes (a 253-byte Kubernetes name plus `.json`) is shortened by
+    /// the ABI's rule ([`hostapi::record::shorten_name`]) rather than refused, and reported in
+    /// [`Expanded::shortened_from`], so one long name never costs the gatherer its record.
+    pub fn expand(&self, item: &ItemMeta) -> Result<Expanded, String> {
         let mut out = String::new();
         for part in &self.0 {
             let (what, value) = match part {
@@ -443,7 +447,32 @@ impl Template {
             }
             out.push_str(value);
         }
-        Ok(out)
+        Ok(match hostapi::record::shorten_name(&out) {
+            Cow::Borrowed(_) => Expanded { name: out, shortened_from: None },
+            Cow::Owned(short) => Expanded { name: short, shortened_from: Some(out.len()) },
+        })
+    }
+}
+
+/// A record name made from a [`Template`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Expanded {
+    /// The record name.
+    pub name: String,
+    /// When an over-long segment was shortened: the length in bytes of the name before.
+    pub shortened_from: Option<usize>,
+}
+
+impl Expanded {
+    /// The report warning for a shortened name, if this one was.
+    pub fn warning(&self) -> Option<String> {
+        self.shortened_from.map(|before| {
+            format!(
+                "record name shortened to {:?}: a segment of the {before}-byte name exceeded {} bytes (ABI.md §7)",
+                self.name,
+                hostapi::abi::limits::RECORD_SEGMENT_BYTES
+            )
+        })
     }
 }
 
@@ -572,13 +601,32 @@ mod tests {
     fn templates_take_name_and_namespace_only() {
         let t = Template::parse("config/pod/{namespace}/{name}.json").unwrap();
         let item = ItemMeta { name: "p".into(), namespace: "ns".into() };
-        assert_eq!(t.expand(&item).unwrap(), "config/pod/ns/p.json");
+        assert_eq!(t.expand(&item).unwrap(), Expanded { name: "config/pod/ns/p.json".into(), shortened_from: None });
         assert!(t.expand(&ItemMeta { name: "p".into(), namespace: String::new() }).is_err());
         assert!(t.expand(&ItemMeta { name: "a/b".into(), namespace: "ns".into() }).is_err());
         for bad in ["", "config/{uid}.json", "config/{name", "config/name}", "{{name}}"] {
             assert!(Template::parse(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(Template::parse("config/id").unwrap().expand(&ItemMeta::default()).unwrap(), "config/id");
+        assert_eq!(Template::parse("config/id").unwrap().expand(&ItemMeta::default()).unwrap().name, "config/id");
+    }
+
+    #[test]
+    fn templates_shorten_an_over_long_segment_by_the_abi_rule() {
+        let t = Template::parse("config/pod/{namespace}/{name}.json").unwrap();
+        for len in [250, 251, 253] {
+            let item = ItemMeta { name: "p".repeat(len), namespace: "openshift-x".into() };
+            let expanded = t.expand(&item).unwrap();
+            let full = format!("config/pod/openshift-x/{}.json", item.name);
+            if full.rsplit('/').next().unwrap().len() <= 255 {
+                assert_eq!(expanded, Expanded { name: full, shortened_from: None });
+                continue;
+            }
+            let segment = format!("{}.json", item.name);
+            assert_eq!(expanded.name, format!("config/pod/openshift-x/{}", hostapi::record::shorten_segment(&segment)));
+            assert_eq!(expanded.shortened_from, Some(full.len()));
+            assert!(hostapi::record::validate_name(&expanded.name).is_ok(), "{len}");
+            assert!(expanded.warning().unwrap().contains("shortened"));
+        }
     }
 
     #[test]
