@@ -637,6 +637,12 @@ fn record_error_message(e: &RecordError, name: &str) -> String {
             format!("record {q} ({size} bytes) dropped: archive size cap reached ({remaining} bytes left)")
         }
         RecordError::Io { source, .. } => format!("record {q} lost: writing the archive failed: {source}"),
+        RecordError::ShadowsDirectory { .. } => {
+            format!("record {q} refused: the archive already has records under {}/, so it cannot also be a file", q)
+        }
+        RecordError::UnderFile { file, .. } => {
+            format!("record {q} refused: {} is already a record (a file), so it cannot also be a directory", text::quote(file))
+        }
         #[allow(unreachable_patterns)]
         _ => text::clip(&e.to_string(), abi_limits::REPORT_ENTRY_BYTES).into_owned(),
     }
