@@ -27,6 +27,7 @@
 //! - [`bench`]: the performance benchmark's measurements (`gather-agent bench`).
 //! - [`kubeclient`]: the host's own kube-rs client and where its config comes from.
 //! - [`tls`]: the single rustls crypto provider (ring) the whole process uses.
+//! - [`text`]: guest-derived strings cut and escaped before a report or log line quotes them.
 
 pub mod archive;
 pub mod config;
@@ -49,6 +50,7 @@ pub mod metrics;
 pub mod native;
 pub mod bench;
 pub mod sim;
+pub mod text;
 pub mod tls;
 pub mod update;
 pub mod upload;

@@ -187,7 +187,7 @@ fn start_functions_and_malformed_markers_are_refused() {
         r#"(func $s (loop $l (br $l))) (start $s)
            (func (export "gather_abi_version_1")) (func (export "gather") (result i32) (i32.const 0))"#,
     );
-    assert!(matches!(sandbox.load(&with_start), Err(LoadError::Invalid(_))), "a start function would run outside the deadline");
+    assert!(matches!(sandbox.load(&with_start), Err(LoadError::StartFunction)), "a start function would run outside the deadline");
     let global_marker = inline(r#"(global (export "gather_abi_version_1") i32 (i32.const 1)) (func (export "gather") (result i32) (i32.const 0))"#);
     assert!(matches!(sandbox.load(&global_marker), Err(LoadError::BadExport(_))));
     let bad_entry = inline(r#"(func (export "gather_abi_version_1")) (func (export "gather") (param i32) (result i32) (i32.const 0))"#);
