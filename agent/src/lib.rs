@@ -5,6 +5,8 @@
 //! - [`sandbox`]: the wasmi engine: module validation, compiled-module cache, limits, deadline.
 //! - [`pdk`]: the host functions gatherers import (ABI v1), separate from lifecycle.
 //! - [`policy`]: the REST bridge and its request policy (GET-only, declared paths, no secrets).
+//! - [`apipath`]: API paths parsed into (group, version, namespace, resource, name,
+//!   subresource, verb), refusing anything ambiguous; what the policy decides on.
 //! - [`archive`]: the Insights Operator tar.gz format: record rules, streaming writes, gathers.json.
 //! - [`config`]: the agent's config file: limits, policy and config per module.
 //! - [`gather`]: one period: run every gatherer concurrently, then write the archive.
@@ -27,6 +29,7 @@
 //! - [`kubeclient`]: the host's own kube-rs client and where its config comes from.
 //! - [`tls`]: the single rustls crypto provider (ring) the whole process uses.
 
+pub mod apipath;
 pub mod archive;
 pub mod config;
 pub mod endpoints;
