@@ -104,6 +104,9 @@ pub struct Resource<'a> {
     pub subresource: Option<&'a str>,
 }
 
+/// A query, percent-decoded, in order (keys may repeat).
+pub type Query<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
 /// A parsed request path and query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiPath<'a> {
@@ -112,7 +115,7 @@ pub struct ApiPath<'a> {
     /// How.
     pub verb: Verb,
     /// The query, percent-decoded, in order (keys may repeat).
-    pub query: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    pub query: Query<'a>,
 }
 
 impl<'a> ApiPath<'a> {
@@ -202,7 +205,7 @@ fn segments(path: &str) -> Result<Vec<&str>, ApiPathError> {
     Ok(segs)
 }
 
-fn parse_query(q: &str) -> Result<Vec<(Cow<'_, str>, Cow<'_, str>)>, ApiPathError> {
+fn parse_query(q: &str) -> Result<Query<'_>, ApiPathError> {
     // form_urlencoded passes a bad escape through literally, where Go drops the pair: refuse
     // it so both sides read the same pairs.
     let b = q.as_bytes();
