@@ -350,6 +350,12 @@ pub fn load_modules_dir(
             tracing::info!(gatherer = %name, "disabled by configuration");
             continue;
         }
+        // The same activation check as the update path: a module whose declarations could
+        // reach Secrets or a dangerous subresource without the operator's allowance never runs.
+        if let Err(e) = crate::policy::check_declared(&module.manifest, &settings.policy) {
+            failures.push(LoadFailure { name, sha256, error: format!("policy: {e}") });
+            continue;
+        }
         let limits = match config.limits_for(&name) {
             Ok(l) => l,
             Err(e) => {

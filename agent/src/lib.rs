@@ -5,6 +5,8 @@
 //! - [`sandbox`]: the wasmi engine: module validation, compiled-module cache, limits, deadline.
 //! - [`pdk`]: the host functions gatherers import (ABI v1), separate from lifecycle.
 //! - [`policy`]: the REST bridge and its request policy (GET-only, declared paths, no secrets).
+//! - [`apipath`]: API paths parsed into (group, version, namespace, resource, name,
+//!   subresource, verb), refusing anything ambiguous; what the policy decides on.
 //! - [`archive`]: the Insights Operator tar.gz format: record rules, streaming writes, gathers.json.
 //! - [`config`]: the agent's config file: limits, policy and config per module.
 //! - [`gather`]: one period: run every gatherer concurrently, then write the archive.
@@ -29,6 +31,7 @@
 //! - [`tls`]: the single rustls crypto provider (ring) the whole process uses.
 //! - [`text`]: guest-derived strings cut and escaped before a report or log line quotes them.
 
+pub mod apipath;
 pub mod archive;
 pub mod config;
 pub mod endpoints;

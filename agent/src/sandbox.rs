@@ -571,10 +571,12 @@ impl Sandbox {
             }
         }
 
-        let section = module
-            .custom_sections()
-            .find(|s| s.name() == abi::MANIFEST_SECTION)
-            .ok_or(LoadError::MissingManifest)?;
+        let mut sections = module.custom_sections().filter(|s| s.name() == abi::MANIFEST_SECTION);
+        let section = sections.next().ok_or(LoadError::MissingManifest)?;
+        if sections.next().is_some() {
+            // Tools disagree on which of two sections counts; the host must not pick one.
+            return Err(LoadError::BadManifest(format!("more than one `{}` custom section", abi::MANIFEST_SECTION)));
+        }
         let manifest = Manifest::parse(section.data()).map_err(|e| LoadError::BadManifest(quoted_detail(&e.to_string())))?;
         if manifest.abi != abi::ABI_VERSION {
             return Err(LoadError::BadManifest(format!(

@@ -101,7 +101,7 @@ async fn policy_denials_never_touch_the_api() {
     let (result, _work) = common::period(&sim, &modules, AgentConfig::default()).await;
     assert_eq!(sim.request_count(), before, "denied requests are answered locally");
     let records = common::records(&result.archive);
-    for (name, code) in [("secrets", "403"), ("undeclared", "403"), ("nonget", "405")] {
+    for (name, code) in [("undeclared", "403"), ("nonget", "405")] {
         let r = report(&result.metadata.status_reports, name);
         assert_eq!(r.error_kind.as_deref(), Some("policy"), "{r:?}");
         assert_eq!(r.requests, 1);
@@ -109,8 +109,12 @@ async fn policy_denials_never_touch_the_api() {
         assert!(warning.starts_with("policy:") && warning.contains(code), "{warning}");
         assert!(records.contains_key(&format!("test/{name}-denied.txt")), "the guest saw the denial as a response");
     }
+    // A module declaring Secrets without the operator's allowance never runs: activation
+    // refuses it (docs/SECURITY.md, the denial table), so it makes no request at all.
     let secrets = report(&result.metadata.status_reports, "secrets");
-    assert!(secrets.warnings.as_ref().unwrap()[0].contains("secrets are never read"));
+    assert_eq!(secrets.error_kind.as_deref(), Some("load"), "{secrets:?}");
+    assert!(secrets.errors.as_ref().unwrap()[0].contains("could read Secrets"), "{secrets:?}");
+    assert!(!records.contains_key("test/secrets-denied.txt"));
     let undeclared = report(&result.metadata.status_reports, "undeclared");
     assert!(undeclared.warnings.as_ref().unwrap()[0].contains("not among the module's declared permissions"));
 

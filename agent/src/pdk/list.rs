@@ -121,11 +121,13 @@ pub(crate) fn page_path(path: &str, next: Option<&str>) -> String {
     }
 }
 
-/// Whether a list path is acceptable: the host owns `limit` and `continue`.
+/// Whether a list path is acceptable: it parses as an API path (so no `#` can cut off what
+/// [`page_path`] appends), and the host owns `limit` and `continue`, however they are spelt
+/// (`%6cimit`, `LIMIT`): the API server reads the first `limit`, so a guest's would win.
 pub(crate) fn check_path(path: &str) -> Result<(), String> {
-    let query = path.split_once('?').map_or("", |(_, q)| q);
-    match query.split('&').find(|p| p.starts_with("limit=") || p.starts_with("continue=")) {
-        Some(p) => Err(format!("{p:?}: the host sets limit and continue itself")),
+    let parsed = crate::apipath::ApiPath::parse(path).map_err(|e| e.to_string())?;
+    match ["limit", "continue"].into_iter().find(|k| parsed.has_query_key(k)) {
+        Some(k) => Err(format!("{k:?}: the host sets limit and continue itself")),
         None => Ok(()),
     }
 }
@@ -555,6 +557,9 @@ mod tests {
         assert!(check_path("/api/v1/pods?limit=5").is_err());
         assert!(check_path("/api/v1/pods?fieldSelector=a&continue=x").is_err());
         assert!(check_path("/api/v1/pods?labelSelector=limit").is_ok());
+        for hostile in ["/api/v1/pods?x=1#", "/api/v1/pods#", "/api/v1/pods?%6cimit=5000", "/api/v1/pods?LIMIT=5", "/api/v1/pods?a=1;limit=5", "/api/v1/pods?limit"] {
+            assert!(check_path(hostile).is_err(), "{hostile}");
+        }
     }
 
     #[test]
