@@ -337,7 +337,7 @@ impl HostState {
         let response = match policy::decide(&self.manifest, &self.policy, &req.method, &req.path) {
             Decision::Deny { status: code, reason } => {
                 self.report.policy_denials += 1;
-                let msg = format!("policy: {} {path} denied ({code}): {}", req.method, text::clip(&reason, abi_limits::QUOTE_BYTES));
+                let msg = format!("policy: {} {path} denied ({code}): {}", req.method, text::clip(&reason.to_string(), abi_limits::QUOTE_BYTES));
                 tracing::warn!(gatherer = %self.gatherer, "{msg}");
                 self.report.warn(msg);
                 Ok(policy::denied_response(code, &reason))
