@@ -678,13 +678,44 @@ fn a_second_agent_on_the_same_state_dir_refuses_to_start() {
             .arg("--state-dir").arg(dir.path().join("state")).args(["--listen", "off", "--period", "1h"]);
         c
     };
-    let mut first = args("a").stderr(std::process::Stdio::null()).spawn().unwrap();
+    let first_log = dir.path().join("first.log");
+    let mut first = args("a").stderr(std::fs::File::create(&first_log).unwrap()).spawn().unwrap();
+    // Only start the second agent once the first holds the lock (its pid is in the lock file):
+    // under load the first may need more than a moment to get there.
+    let lock = dir.path().join("state/lock");
+    let holds = || std::fs::read_to_string(&lock).is_ok_and(|s| s.contains(&first.id().to_string()));
+    let waited = std::time::Instant::now();
+    while !holds() && waited.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let mut second = None;
     for _ in 0..100 {
         std::thread::sleep(Duration::from_millis(100));
-        let o = args("b").output().unwrap();
-        if !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("in use by another gather-agent") {
-            second = Some(String::from_utf8_lossy(&o.stderr).into_owned());
+        // If the first agent died, a second one would take the lock and run its 1 h period:
+        // fail with the first one's log instead of hanging.
+        if let Some(status) = first.try_wait().unwrap() {
+            panic!("the first agent exited early ({status}): {}", std::fs::read_to_string(&first_log).unwrap_or_default());
+        }
+        let mut c = args("b");
+        let mut child = c.stderr(std::process::Stdio::piped()).stdout(std::process::Stdio::null()).spawn().unwrap();
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break Some(s);
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        use std::io::Read as _;
+        let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+        let status = status.expect("a second agent on a locked state dir must refuse at once, not run");
+        if !status.success() && stderr.contains("in use by another gather-agent") {
+            second = Some(stderr);
             break;
         }
     }
