@@ -1474,7 +1474,7 @@ fn damage() -> impl Strategy<Value = Damage> {
     let entry_name = prop_oneof![
         proptest::sample::select(vec![
             "config/node/a.json", "config/id", "./config/id", "/abs/x", "../../x", "config", "config/",
-            "insights-operator/gathers.json", "", "a\\b", "x\ny", "<script>alert(1)</script>.json", "\u{1b}[2Jx",
+            "insights-operator/gathers.json", "", "a\\b", "x\ny", "<script>alert(1)</script>.json", "\u{1b}[2Jx", "\u{202e}gpj.exe", "a\u{2066}b",
         ])
         .prop_map(|n| n.as_bytes().to_vec()),
         proptest::collection::vec(any::<u8>(), 0..100),
@@ -1581,13 +1581,16 @@ fn damaged(a: &Archives, d: &Damage) -> Vec<u8> {
 /// trend output (reported with a patch for render.rs). Set to true with that fix.
 const TEXT_IS_TERMINAL_SAFE: bool = true;
 
-/// Plain text output (no colour) carries no control character but newlines: a hostile record
-/// name or metadata string cannot move the cursor or drive the terminal.
+/// Plain text output (no colour) carries no control character but newlines, and no bidi
+/// override: a hostile record name or metadata string cannot move the cursor, drive the
+/// terminal or reorder what it shows.
 fn plain_text(what: &str, text: &str) -> Result<(), TestCaseError> {
     if !TEXT_IS_TERMINAL_SAFE {
         return Ok(());
     }
-    let bad = text.chars().find(|c| c.is_control() && *c != '\n');
+    // Bidi overrides and isolates reorder what a terminal shows (CVE-2021-42574 style).
+    let bidi = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}');
+    let bad = text.chars().find(|&c| (c.is_control() && c != '\n') || bidi(c));
     prop_assert!(bad.is_none(), "{what}: the text output contains {bad:?}: {text:?}");
     Ok(())
 }
