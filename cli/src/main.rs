@@ -1,14 +1,24 @@
-//! The `gather-agent` command line.
+//! The `gather-agent` command line: one command wiring the crates together.
+//!
+//! # Layout
+//! - `gather`, `run`, `publish`, `serve`: the runtime's subcommands (crate `agent`).
+//! - `inspect`: reading archives back (crate `gather-inspect`, also its own `gather-inspect`).
+//! - `sim` (feature `sim`): the API-server simulator (crate `gather-sim`).
+//! - `bench`, `demo` (feature `devtools`): crate `gather-devtools`.
+//!
+//! The operator image builds `--no-default-features`: the runtime and `inspect` only.
 
 use clap::{Parser, Subcommand};
 
-mod bench;
-mod demo;
+#[cfg(feature = "devtools")]
+use gather_devtools::cmd::{bench, demo};
+use gather_inspect::cli as inspect;
+
 mod gather;
-mod inspect;
 mod publish;
 mod run;
 mod serve;
+#[cfg(feature = "sim")]
 mod sim;
 
 /// gather-agent: an Insights-Operator-style data gatherer whose gatherers are sandboxed,
@@ -40,6 +50,7 @@ enum Command {
     /// Fault injection for tests: --forbid secrets, --fail /api/v1/nodes=500,
     /// --fail /apis=429:5 (Retry-After 5), --delay-ms 200. Grow the cluster with --scale N.
     #[command(verbatim_doc_comment)]
+    #[cfg(feature = "sim")]
     Sim(sim::SimArgs),
     /// Run every gatherer module (*.wasm) in a directory once and write one archive.
     ///
@@ -78,6 +89,7 @@ enum Command {
     Serve(serve::ServeArgs),
     /// The one-command tour, with no cluster and no network: the simulator on the sample
     /// cluster, a signed publish, the periodic agent, a live hot swap, and `inspect`.
+    #[cfg(feature = "devtools")]
     Demo(demo::DemoArgs),
     /// Read archives back: a summary, records, one record, metadata, a diff between two
     /// periods, or a directory of archives over time (with an HTML report).
@@ -92,6 +104,7 @@ enum Command {
     /// the unchanged-index poll, archive throughput and host-call overhead, on the simulator
     /// at the sample size, --scale 1000 and --scale 5000 (about 2 minutes; most of it is
     /// kubectl at 5000). Needs `cargo xtask gatherers` first.
+    #[cfg(feature = "devtools")]
     Bench(bench::BenchArgs),
 }
 
@@ -122,27 +135,15 @@ pub(crate) async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// The error and its causes on one line, skipping causes a message already includes (library
-/// errors often name their source in their own text).
-fn one_line(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&text);
-        }
-    }
-    out
-}
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // The demo narrates on stdout; keep the agent's own log to warnings unless asked.
-    let quiet_demo = matches!(cli.command, Command::Demo(_)) && cli.log == "info" && std::env::var_os("GATHER_AGENT_LOG").is_none();
+    #[cfg(feature = "devtools")]
+    let demo = matches!(cli.command, Command::Demo(_));
+    #[cfg(not(feature = "devtools"))]
+    let demo = false;
+    let quiet_demo = demo && cli.log == "info" && std::env::var_os("GATHER_AGENT_LOG").is_none();
     init_logging(if quiet_demo { "warn" } else { &cli.log }, &cli.log_format);
     agent::tls::install_crypto_provider();
     // A file-size limit (RLIMIT_FSIZE) would otherwise kill us with SIGXFSZ mid-write; with a
@@ -150,20 +151,23 @@ async fn main() -> std::process::ExitCode {
     #[cfg(target_os = "linux")]
     let _sigxfsz = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(25));
     let result = match cli.command {
+        #[cfg(feature = "sim")]
         Command::Sim(args) => sim::run(args).await,
         Command::Gather(args) => gather::run(args).await,
-        Command::Demo(args) => demo::run(args).await,
+        #[cfg(feature = "devtools")]
+        Command::Demo(args) => demo::run(args, shutdown_signal()).await,
         Command::Inspect(args) => inspect::run(args),
         Command::Run(args) => run::run(args).await,
         Command::Publish(args) => publish::publish(args),
         Command::Keygen(args) => publish::keygen(args),
         Command::Serve(args) => serve::run(args).await,
+        #[cfg(feature = "devtools")]
         Command::Bench(args) => bench::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", one_line(&e));
+            eprintln!("error: {}", gather_inspect::cli::one_line(&e));
             std::process::ExitCode::FAILURE
         }
     }

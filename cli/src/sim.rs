@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use agent::sim::{self, Fault, SimConfig};
+use gather_sim::{self as sim, Fault, SimConfig};
 
 
 #[derive(clap::Args)]

@@ -1,19 +1,10 @@
 //! `gather-agent gather` as an operator runs it, including where the kube config comes from:
 //! `--kubeconfig`, then `KUBECONFIG`, then in-cluster.
 
-mod common;
+use testkit as common;
 
 use std::path::Path;
 use std::process::{Command, Output};
-
-fn modules_dir(dir: &Path) -> std::path::PathBuf {
-    let m = dir.join("modules");
-    std::fs::create_dir_all(&m).unwrap();
-    for (name, bytes) in common::built_gatherers() {
-        std::fs::write(m.join(name), bytes).unwrap();
-    }
-    m
-}
 
 /// Runs the binary off the test's runtime so the in-process simulator keeps serving.
 async fn gather(args: Vec<String>, env: Vec<(&'static str, String)>) -> Output {
@@ -39,7 +30,7 @@ async fn gather_writes_one_archive_and_prints_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&kc).unwrap();
-    let modules = modules_dir(dir.path());
+    let modules = common::modules_dir(dir.path());
     let out = dir.path().join("out");
     let o = gather(vec!["--kubeconfig".into(), s(&kc), "--modules".into(), s(&modules), "--out".into(), s(&out)], vec![]).await;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -62,7 +53,7 @@ async fn kubeconfig_order_flag_then_env_then_in_cluster() {
     sim.write_kubeconfig(&good).unwrap();
     let bad = dir.path().join("bad");
     std::fs::write(&bad, "this is not a kubeconfig: [").unwrap();
-    let modules = modules_dir(dir.path());
+    let modules = common::modules_dir(dir.path());
     let base = |out: &str| vec!["--modules".into(), s(&modules), "--out".into(), s(&dir.path().join(out))];
 
     // KUBECONFIG alone is used.
@@ -114,7 +105,7 @@ async fn in_cluster_service_account_is_the_last_resort() {
     std::fs::write(sa.join("token"), &sim.token).unwrap();
     std::fs::write(sa.join("ca.crt"), &sim.ca_pem).unwrap();
     std::fs::write(sa.join("namespace"), "gather-agent").unwrap();
-    let modules = modules_dir(dir.path());
+    let modules = common::modules_dir(dir.path());
     let pod_env = |sa: &Path| {
         vec![
             ("KUBERNETES_SERVICE_HOST", "127.0.0.1".to_owned()),

@@ -1,6 +1,6 @@
 //! `keygen`, `publish` and `serve` as a gatherer author uses them.
 
-mod common;
+use testkit as common;
 
 use std::process::{Command, Stdio};
 

@@ -1,7 +1,7 @@
 //! `gather-agent sim` as a user runs it: prints its URL, writes a kubeconfig kubectl accepts,
 //! and exits cleanly on SIGTERM.
 
-mod common;
+use testkit as common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

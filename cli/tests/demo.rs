@@ -1,7 +1,7 @@
 //! The README's first command: `gather-agent demo` runs to completion, alone, and shows the
 //! hot swap it promises.
 
-mod common;
+use testkit as common;
 
 #[test]
 fn demo_runs_to_completion_and_shows_the_swap() {

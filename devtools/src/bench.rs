@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 use hostapi::{Manifest, Request, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::archive::{self, ArchiveWriter};
-use crate::config::AgentConfig;
-use crate::gather::{self, PeriodOptions, PeriodResult};
+use agent::archive::{self, ArchiveWriter};
+use agent::config::AgentConfig;
+use agent::gather::{self, PeriodOptions, PeriodResult};
 use crate::native::{self, NativeGatherer, NativeSpec};
-use crate::pdk::{Api, HostState};
-use crate::policy::{BridgeError, ModulePolicy};
-use crate::sandbox::{Limits, Sandbox};
+use agent::pdk::{Api, HostState};
+use agent::policy::{BridgeError, ModulePolicy};
+use agent::sandbox::{Limits, Sandbox};
 
 /// Why a measurement could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -188,8 +188,8 @@ fn summarize(result: &PeriodResult) -> (u64, u64, u64, u64, Vec<String>) {
 /// this process; wasm modules come from `modules_dir` and are compiled before the first
 /// period, as in a running agent. Archives go to `out_dir` and are deleted after measuring.
 pub async fn periods(mode: Mode, kubeconfig: &Path, modules_dir: &Path, out_dir: &Path, periods: usize) -> Result<PeriodFigures> {
-    let client = crate::kubeclient::from_kubeconfig(kubeconfig).await.map_err(|e| BenchError(e.to_string()))?;
-    let api: Arc<dyn Api> = Arc::new(crate::policy::Bridge::new(client, tokio::runtime::Handle::current()));
+    let client = agent::kubeclient::from_kubeconfig(kubeconfig).await.map_err(|e| BenchError(e.to_string()))?;
+    let api: Arc<dyn Api> = Arc::new(agent::policy::Bridge::new(client, tokio::runtime::Handle::current()));
     // Every record is measured: the archive cap and the per-module record quota would
     // otherwise cut a big cluster short.
     let mut config = AgentConfig { archive_max_bytes: 1 << 32, ..AgentConfig::default() };
@@ -326,9 +326,9 @@ pub struct PollFigures {
 /// Publishes `modules_dir` to a local site, serves it, lets the agent's index source accept it
 /// once, then measures `polls` unchanged polls.
 pub async fn unchanged_poll(modules_dir: &Path, work: &Path, polls: usize) -> Result<PollFigures> {
-    use crate::update::{Ctx, IndexSettings, IndexSource, PollOutcome};
+    use agent::update::{Ctx, IndexSettings, IndexSource, PollOutcome};
     let site = work.join("site");
-    let published = crate::publish::publish(&crate::publish::PublishOptions {
+    let published = agent::publish::publish(&agent::publish::PublishOptions {
         modules_dir: modules_dir.to_owned(),
         site: site.clone(),
         key: None,
@@ -336,11 +336,11 @@ pub async fn unchanged_poll(modules_dir: &Path, work: &Path, polls: usize) -> Re
         expires_in: None,
     })
     .map_err(|e| BenchError(e.to_string()))?;
-    let server = crate::serve::start(&site, "127.0.0.1:0".parse().expect("an address")).await.map_err(|e| BenchError(e.to_string()))?;
+    let server = agent::serve::start(&site, "127.0.0.1:0".parse().expect("an address")).await.map_err(|e| BenchError(e.to_string()))?;
     let url = reqwest::Url::parse(&format!("{}/index.json", server.url)).map_err(|e| BenchError(e.to_string()))?;
     let ctx = Ctx {
         sandbox: Arc::new(Sandbox::new()),
-        state: Arc::new(crate::state::StateDir::open(&work.join("state")).map_err(|e| BenchError(e.to_string()))?),
+        state: Arc::new(agent::state::StateDir::open(&work.join("state")).map_err(|e| BenchError(e.to_string()))?),
         config: Arc::new(AgentConfig::default()),
     };
     let mut source = IndexSource::new(IndexSettings { url, public_key: None, max_module_bytes: 64 << 20, timeout: Duration::from_secs(10) });

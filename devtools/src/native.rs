@@ -17,11 +17,11 @@ use std::time::Instant;
 use hostapi::guest::NativeHost;
 use hostapi::{Manifest, Request, Response};
 
-use crate::archive::ArchiveError;
-use crate::gather::{self, Job, PeriodOptions, PeriodResult};
-use crate::pdk::{Api, HostState};
-use crate::policy::ModulePolicy;
-use crate::sandbox::{Failure, Limits, RunOutcome};
+use agent::archive::ArchiveError;
+use agent::gather::{self, Job, PeriodOptions, PeriodResult};
+use agent::pdk::{Api, HostState};
+use agent::policy::ModulePolicy;
+use agent::sandbox::{Failure, Limits, RunOutcome};
 
 /// A gatherer linked into this binary.
 #[derive(Clone)]

@@ -2,13 +2,13 @@
 //! writes byte-for-byte the records the wasm build writes, reports the same counts, and a
 //! panicking native gatherer is reported like a wasm one without taking the agent down.
 
-mod common;
+use testkit as common;
 
 use std::sync::Arc;
 
 use agent::config::AgentConfig;
-use agent::native::{self, NativeGatherer, NativeSpec};
-use agent::sim::SimHandle;
+use gather_devtools::native::{self, NativeGatherer, NativeSpec};
+use gather_sim::SimHandle;
 use hostapi::guest;
 
 async fn native_period(sim: &SimHandle, gatherers: Vec<NativeGatherer>) -> (agent::gather::PeriodResult, tempfile::TempDir) {
@@ -50,7 +50,7 @@ async fn native_and_wasm_builds_write_identical_records_on_the_sample_cluster() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_and_wasm_builds_write_identical_records_at_scale() {
-    let sim = common::start(agent::sim::SimConfig { scale: 60, ..agent::sim::SimConfig::with_fixtures(common::sample_dir()) }).await;
+    let sim = common::start(gather_sim::SimConfig { scale: 60, ..gather_sim::SimConfig::with_fixtures(common::sample_dir()) }).await;
     same_records_as_wasm(sim).await;
 }
 

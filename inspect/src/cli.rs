@@ -1,12 +1,14 @@
-//! `gather-agent inspect`: read archives back on a laptop: summary, ls, show, meta, diff, and a
-//! directory of archives over time. The work is in `agent::inspect`; this file parses the
-//! command line and decides what goes to stdout, what to stderr, and the exit status.
+//! `gather-agent inspect` (and `gather-inspect`): read archives back on a laptop: summary, ls,
+//! show, meta, diff, and a directory of archives over time. The work is in this crate's other
+//! modules; this one parses the command line and decides what goes to stdout, what to stderr,
+//! and the exit status.
 
 use std::ffi::OsString;
 use std::io::{IsTerminal as _, Write};
 use std::path::{Path, PathBuf};
 
-use agent::inspect::{self, glob::Glob, render, InspectError};
+use crate as inspect;
+use crate::{glob::Glob, render, InspectError};
 use anyhow::Context as _;
 
 const EXAMPLES: &str = "\
@@ -115,6 +117,7 @@ fn fail(e: InspectError) -> anyhow::Error {
     anyhow::Error::msg(e.to_string())
 }
 
+/// Runs one inspect command; an error means exit status 1 after printing it on one line.
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     let action = parse(&args.args)?;
     let applies = |flag: &str, ok: bool, to: &str| -> anyhow::Result<()> {
@@ -207,6 +210,22 @@ fn damaged(error: Option<InspectError>, readable: usize) -> anyhow::Result<()> {
         eprintln!("warning: the archive is damaged; the {readable} records above are those read intact");
     }
     Err(fail(error))
+}
+
+/// The error and its causes on one line, skipping causes a message already includes (library
+/// errors often name their source in their own text).
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

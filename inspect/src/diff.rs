@@ -31,7 +31,7 @@ use serde_json::{Map, Value};
 
 use super::reader::{self, Flow};
 use super::{gathered, Gathered, InspectError, RecordInfo, Result};
-use crate::archive::{GathersMetadata, GATHERS_JSON};
+use insights_format::{GathersMetadata, GATHERS_JSON};
 
 /// Keys ignored by default, in addition to the `last…Time` / `last…Timestamp` timestamps.
 pub const NOISE_KEYS: &[&str] = &["resourceVersion", "managedFields", "generation", "observedGeneration"];
@@ -493,7 +493,7 @@ mod tests {
 
     #[test]
     fn gatherer_changes_cover_versions_failures_and_membership() {
-        use crate::archive::StatusReport;
+        use insights_format::StatusReport;
         let r = |name: &str, version: &str, errors: Option<Vec<String>>| StatusReport {
             name: name.into(),
             version: version.into(),

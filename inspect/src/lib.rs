@@ -1,4 +1,7 @@
-//! Inspecting collected archives on a laptop: what `gather-agent inspect` shows.
+//! Inspecting collected archives on a laptop: what `gather-agent inspect` and `gather-inspect` show.
+//!
+//! This crate depends on the archive format (`insights-format`) only, not on the runtime: no
+//! Kubernetes client, no wasm engine, no async runtime, so it builds quickly on a laptop.
 //!
 //! Everything here reads archives with the streaming [`reader`], so memory is bounded by the
 //! largest record held at once, never by the archive. Both our archives and the Insights
@@ -11,9 +14,16 @@
 //! - [`diff::diff_archives`]: what changed between two periods;
 //! - [`trend::trend`]: a directory of archives over time.
 //!
+//! # Layout
+//! - [`reader`]: the streaming tar.gz reader.
+//! - [`diff`], [`trend`], [`glob`]: comparing two periods, a directory over time, record globs.
+//! - [`render`]: text tables, JSON and the HTML report.
+//! - [`cli`]: the command line shared by `gather-agent inspect` and the `gather-inspect` binary.
+//!
 //! [`render`] turns each of these into text tables, JSON or an HTML report. A damaged archive
 //! (truncated, corrupt) still yields what could be read, with the [`InspectError`] alongside.
 
+pub mod cli;
 pub mod diff;
 pub mod glob;
 pub mod reader;
@@ -26,7 +36,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::archive::{GathersMetadata, StatusReport, GATHERS_JSON};
+use insights_format::{GathersMetadata, StatusReport, GATHERS_JSON};
 use reader::Flow;
 
 /// Why an archive (or a directory of them) could not be inspected, or not entirely.

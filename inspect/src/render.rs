@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use super::diff::{ArchiveDiff, FieldChange, GathererChange};
 use super::trend::{RunStatus, Trend};
 use super::{printable, GatheredFrom, Gathered, Listing, RecordInfo, Summary};
-use crate::archive::GATHERS_JSON;
+use insights_format::GATHERS_JSON;
 
 /// How to render text.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

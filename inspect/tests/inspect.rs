@@ -1,4 +1,4 @@
-//! `gather-agent inspect` on real archives: three periods gathered from the simulator (the
+//! `gather-inspect` (the same command line as `gather-agent inspect`) on real archives: three periods gathered from the simulator (the
 //! second after the fixtures changed, the third with the nodes API failing), the Insights
 //! Operator's own sample archive, and damaged files.
 //!
@@ -7,13 +7,13 @@
 //! rendered for the golden comparison; the binary's own output is then checked to be exactly
 //! the library's rendering of the unmasked model. `UPDATE_GOLDEN=1` rewrites the golden files.
 
-mod common;
+use testkit as common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use agent::config::AgentConfig;
-use agent::inspect::{self, diff, render, trend, GatheredFrom, Gathered, InspectError};
+use gather_inspect::{self as inspect, diff, render, trend, GatheredFrom, Gathered, InspectError};
 use serde_json::{json, Value};
 use time::macros::datetime;
 
@@ -30,17 +30,17 @@ fn io_sample() -> PathBuf {
 }
 
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_gather-agent"))
+    Command::new(env!("CARGO_BIN_EXE_gather-inspect"))
 }
 
-/// Runs `gather-agent inspect ARGS...` (in `dir`, when given).
+/// Runs `gather-inspect ARGS...` (in `dir`, when given).
 fn inspect_in(dir: Option<&Path>, args: &[&str]) -> Output {
     let mut cmd = bin();
-    cmd.arg("inspect").args(args).env_remove("NO_COLOR");
+    cmd.args(args).env_remove("NO_COLOR");
     if let Some(dir) = dir {
         cmd.current_dir(dir);
     }
-    let out = cmd.output().expect("run gather-agent");
+    let out = cmd.output().expect("run gather-inspect");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "inspect {args:?} panicked: {stderr}");
     assert_ne!(out.status.code(), Some(101), "inspect {args:?} panicked");
@@ -152,7 +152,7 @@ fn condition<'a>(obj: &'a mut Value, kind: &str) -> &'a mut Value {
 
 /// The sample cluster, one period later: worker-0 is NotReady and relabelled, the dns operator
 /// is Degraded, one unhealthy pod is gone and another appeared.
-fn changed_cluster() -> agent::sim::Cluster {
+fn changed_cluster() -> gather_sim::Cluster {
     let mut objects = sample_objects();
     let is = |v: &Value, kind: &str, name: &str| v["kind"] == kind && v["metadata"]["name"] == name;
     let node = objects.iter_mut().map(|(v, _)| v).find(|v| is(v, "Node", "worker-0.imeixner20210707.lab.upshift.rdu2.redhat.com")).unwrap();
@@ -175,7 +175,7 @@ fn changed_cluster() -> agent::sim::Cluster {
     added["metadata"]["uid"] = json!("6a1f3c0e-2d7b-4f8e-9c55-000000000002");
     added["metadata"]["resourceVersion"] = json!("1917000");
     objects.push((added, "added.json".into()));
-    agent::sim::Cluster::from_objects(objects).unwrap()
+    gather_sim::Cluster::from_objects(objects).unwrap()
 }
 
 /// The WAT gatherer with its manifest version changed.
@@ -537,8 +537,8 @@ fn memory_is_bounded_by_the_largest_record() {
     let limited = |args: &[&str]| {
         let out = Command::new("sh")
             .arg("-c")
-            .arg("ulimit -d 65536 && exec \"$0\" inspect \"$@\"")
-            .arg(env!("CARGO_BIN_EXE_gather-agent"))
+            .arg("ulimit -d 65536 && exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_gather-inspect"))
             .args(args)
             .current_dir(dir.path())
             .output()

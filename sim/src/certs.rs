@@ -25,7 +25,7 @@ fn cert_err(e: impl std::fmt::Display) -> SimError {
 
 /// Generates a fresh CA and a server certificate valid for `localhost`, `127.0.0.1` and `ip`.
 pub fn generate(ip: IpAddr) -> Result<SimCerts, SimError> {
-    crate::tls::install_crypto_provider();
+    install_crypto_provider();
     let now = time::OffsetDateTime::now_utc();
 
     let ca_key = KeyPair::generate().map_err(cert_err)?;
@@ -78,4 +78,12 @@ pub fn generate(ip: IpAddr) -> Result<SimCerts, SimError> {
         ca_pem: ca_cert.pem(),
         server_config: Arc::new(server_config),
     })
+}
+
+/// Installs `ring` as the process-level rustls crypto provider, if none is installed yet.
+///
+/// The simulator does not depend on the runtime crate, so it has its own copy of this
+/// one-liner; both install the same provider, so whichever runs first wins harmlessly.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -2,7 +2,18 @@
 //! token, with discovery, selectors, paging and real `Status` errors, so that kube-rs and
 //! kubectl can both talk to it. Used by tests, `gather-agent demo` and the benchmarks.
 //!
-//! It is read-only (every verb but GET gets 405) and static (no watch).
+//! It is read-only (every verb but GET gets 405) and static (no watch). It does not depend on
+//! the runtime crate (`agent`): tests use it as a dev-dependency, the CLI behind its `sim` feature.
+//!
+//! # Layout
+//! - this file: [`SimConfig`], [`start`] and the HTTPS server; [`Fault`] injection.
+//! - `api`: the request router: auth, get/list, selectors, paging, Status errors.
+//! - [`cluster`]: the fixture objects, loaded from a directory, indexed by resource.
+//! - [`resources`]: which resource types exist and how they are named.
+//! - [`scale`]: growing the cluster (`--scale N`) with synthetic nodes and pods.
+//! - [`selector`]: label and field selectors.
+//! - `discovery`, `table`, `status`: discovery documents, kubectl's tables, `Status` bodies.
+//! - `certs`: a fresh CA and server certificate per start.
 
 mod api;
 mod certs;

@@ -1,11 +1,11 @@
 //! The simulator's HTTP surface, byte for byte: auth, discovery, selectors, paging, faults and
 //! `Status` errors, driven by a plain HTTPS client against a server on 127.0.0.1:0.
 
-mod common;
+use testkit as common;
 
 use std::time::Duration;
 
-use agent::sim::{Cluster, Fault, SimConfig};
+use gather_sim::{Cluster, Fault, SimConfig};
 use serde_json::Value;
 
 fn names(list: &Value) -> Vec<String> {

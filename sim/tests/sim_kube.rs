@@ -1,16 +1,16 @@
 //! The real kube-rs client (TLS + bearer token from the written kubeconfig) against the
 //! simulator on 127.0.0.1:0.
 
-mod common;
+use testkit as common;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 
-async fn client_for(sim: &agent::sim::SimHandle, dir: &tempfile::TempDir) -> kube::Client {
+async fn client_for(sim: &gather_sim::SimHandle, dir: &tempfile::TempDir) -> kube::Client {
     let path = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&path).unwrap();
-    agent::kubeclient::from_kubeconfig(&path).await.expect("client from kubeconfig")
+    common::kube_client(&path).await
 }
 
 #[tokio::test]
@@ -87,7 +87,7 @@ async fn unauthorized_without_the_token() {
     // Same CA and server, no token: the real TLS path still works, auth does not.
     let yaml = sim.kubeconfig_yaml().replace(&format!("token: {}", sim.token), "token: wrong-token");
     std::fs::write(&path, yaml).unwrap();
-    let client = agent::kubeclient::from_kubeconfig(&path).await.unwrap();
+    let client = common::kube_client(&path).await;
     let nodes: Api<Node> = Api::all(client);
     match nodes.list(&ListParams::default()).await {
         Err(kube::Error::Api(status)) => {

@@ -1,7 +1,7 @@
 //! kubectl (installed on the machine) against the simulator: the proof that it speaks real
 //! Kubernetes. Every test compares what kubectl prints with the fixture files.
 
-mod common;
+use testkit as common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,10 +1,14 @@
-//! Shared helpers for the integration tests: the sample fixture cluster and a raw HTTPS client.
-
-#![allow(dead_code)]
+//! The one shared test harness of the workspace (a dev-dependency of every crate's tests):
+//! the sample fixture cluster on the simulator, a raw HTTPS client, WAT guests, one period,
+//! and a periodic agent running in the test's runtime.
+//!
+//! Test files that still say `mod common;` get all of this through `tests/common/mod.rs`,
+//! which re-exports this crate.
 
 use std::path::PathBuf;
 
-use agent::sim::{self, SimConfig, SimHandle};
+pub use gather_sim as sim;
+use gather_sim::{SimConfig, SimHandle};
 
 /// `testdata/cluster/sample` in the source tree.
 pub fn sample_dir() -> PathBuf {
@@ -212,4 +216,85 @@ impl Running {
         }
         panic!("timed out waiting for {what}; status: {:#?}", self.status.get());
     }
+}
+
+// ---------- hand-written guests ----------
+
+/// The host functions a hand-written WAT guest may call, imported under their usual names.
+pub const IMPORTS: &str = r#"
+  (import "gather" "log" (func $log (param i32 i32 i32) (result i32)))
+  (import "gather" "config" (func $config (param i32 i32) (result i32)))
+  (import "gather" "request" (func $request (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "gather" "response_header" (func $header (param i32 i32 i32 i32 i32) (result i32)))
+  (import "gather" "response_read" (func $read (param i32 i32 i32) (result i32)))
+  (import "gather" "record" (func $record (param i32 i32 i32 i32) (result i32)))"#;
+
+/// Writes `$n` as five decimal digits at `$at` (for generated record names).
+pub const DIGITS: &str = r#"
+  (func $digits (param $n i32) (param $at i32) (local $i i32)
+    (local.set $i (i32.const 4))
+    (loop $d
+      (i32.store8 (i32.add (local.get $at) (local.get $i)) (i32.add (i32.const 48) (i32.rem_u (local.get $n) (i32.const 10))))
+      (local.set $n (i32.div_u (local.get $n) (i32.const 10)))
+      (br_if $d (i32.ge_s (local.tee $i (i32.sub (local.get $i) (i32.const 1))) (i32.const 0)))))"#;
+
+/// A WAT guest `name` (version 1.0.0, allowed `GET /api/v1/nodes`) whose module holds [`IMPORTS`],
+/// one page of memory, [`DIGITS`] and `body`; returns its file name and bytes.
+pub fn guest(name: &str, body: &str) -> (String, Vec<u8>) {
+    let manifest = format!(r#"{{\"name\":\"{name}\",\"version\":\"1.0.0\",\"abi\":1,\"permissions\":[\"GET /api/v1/nodes\"]}}"#);
+    let src = format!(
+        r#"(module {IMPORTS}
+             (memory (export "memory") 1)
+             {DIGITS}
+             (func (export "gather_abi_version_1"))
+             {body}
+             (@custom "gather.manifest" "{manifest}"))"#
+    );
+    (format!("{name}.wasm"), wat::parse_str(&src).unwrap_or_else(|e| panic!("{name}: {e}")))
+}
+
+/// A guest that writes records forever, ignoring every status: only a deadline stops it.
+pub fn records_forever() -> (String, Vec<u8>) {
+    guest(
+        "forever",
+        r#"(data (i32.const 0) "forever/00000.bin")
+           (func (export "gather") (result i32) (local $i i32)
+             ;; Ignores every status and never stops on its own.
+             (loop $l
+               (call $digits (i32.and (local.get $i) (i32.const 65535)) (i32.const 8))
+               (drop (call $record (i32.const 0) (i32.const 17) (i32.const 1024) (i32.const 100)))
+               (local.set $i (i32.add (local.get $i) (i32.const 1)))
+               (br $l))
+             (i32.const 0))"#,
+    )
+}
+
+/// The report of gatherer `name` among `reports`.
+pub fn report<'a>(reports: &'a [agent::archive::StatusReport], name: &str) -> &'a agent::archive::StatusReport {
+    reports.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no report for {name}: {reports:#?}"))
+}
+
+/// `dir/modules`, holding the built default gatherers (see [`built_gatherers`]).
+pub fn modules_dir(dir: &std::path::Path) -> PathBuf {
+    let m = dir.join("modules");
+    std::fs::create_dir_all(&m).unwrap();
+    for (name, bytes) in built_gatherers() {
+        std::fs::write(m.join(name), bytes).unwrap();
+    }
+    m
+}
+
+/// The Insights Operator's pod rule (which pods it records), computed independently of the
+/// gatherer from the fixture or simulator objects.
+pub fn io_pod_rule(pod: &serde_json::Value) -> bool {
+    let phase = pod["status"]["phase"].as_str().unwrap_or("");
+    let restarted = ["containerStatuses", "initContainerStatuses"]
+        .iter()
+        .any(|k| pod["status"][k].as_array().is_some_and(|cs| cs.iter().any(|c| c["restartCount"].as_i64().unwrap_or(0) > 0)));
+    pod["metadata"]["namespace"].as_str().unwrap().starts_with("openshift-") && (!matches!(phase, "Running" | "Succeeded") || restarted)
+}
+
+/// A kube-rs client configured from `kubeconfig` the way the agent configures its own.
+pub async fn kube_client(kubeconfig: &std::path::Path) -> kube::Client {
+    agent::kubeclient::from_kubeconfig(kubeconfig).await.expect("client from kubeconfig")
 }

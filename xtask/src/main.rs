@@ -68,7 +68,7 @@ fn main() -> ExitCode {
         }),
         Some("demo") => gatherers().and_then(|_| {
             let mut cmd = cargo();
-            cmd.args(["run", "--release", "--locked", "-p", "agent", "--", "demo"]).args(&args[1..]);
+            cmd.args(["run", "--release", "--locked", "-p", "gather-agent", "--", "demo"]).args(&args[1..]);
             run(cmd)
         }),
         _ => Err("usage: cargo xtask <test|demo|gatherers> [extra args]\n\

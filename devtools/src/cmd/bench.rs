@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use serde::de::DeserializeOwned;
 
-use agent::bench::{self, ArchiveFigures, CallFigures, LoadFigures, Mode, PeerFigures, PeriodFigures, PollFigures};
+use crate::bench::{self, ArchiveFigures, CallFigures, LoadFigures, Mode, PeerFigures, PeriodFigures, PollFigures};
 
+/// Arguments of `bench`.
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Cluster sizes: `sample` (the sample cluster alone) or N (`sim --scale N`: N more nodes
@@ -36,12 +37,14 @@ pub struct BenchArgs {
     /// kubectl for the peer script; `none` skips the peer.
     #[arg(long, default_value = "kubectl")]
     pub kubectl: String,
+    /// Set only in the child processes the command starts.
     #[command(subcommand)]
     pub job: Option<Job>,
 }
 
-/// The child processes' jobs (internal).
+/// The child processes' jobs (internal; their arguments mirror the parent's).
 #[derive(clap::Subcommand)]
+#[allow(missing_docs)]
 pub enum Job {
     /// Measure periods of the default gatherers; prints PeriodFigures as JSON.
     #[command(hide = true, name = "worker-period")]
@@ -77,6 +80,7 @@ pub enum Job {
     },
 }
 
+/// Runs `bench`: the coordinator, or one child job.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.job {
         Some(Job::Period { mode, kubeconfig, modules, out, periods }) => {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use agent::sim::{self, SimConfig};
+use gather_sim::{self as sim, SimConfig};
 
 /// Arguments of `demo`.
 #[derive(clap::Args)]
@@ -52,7 +52,7 @@ pub fn default_fixtures() -> PathBuf {
 }
 
 /// The gatherer written in WAT from ABI.md alone; the demo publishes a new version of it.
-const INGRESS_WAT: &str = include_str!("../../../../testdata/gatherers/ingresscontroller.wat");
+const INGRESS_WAT: &str = include_str!("../../../testdata/gatherers/ingresscontroller.wat");
 
 fn ingress_module(version: &str) -> anyhow::Result<Vec<u8>> {
     let src = INGRESS_WAT.replace(r#"\"version\":\"1.0.0\""#, &format!(r#"\"version\":\"{version}\""#));
@@ -66,7 +66,8 @@ fn step(n: u32, title: &str) {
     println!("\n[{n}/6] {title}");
 }
 
-pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+/// Runs the demo; with `--keep-running`, the simulator serves until `shutdown` resolves.
+pub async fn run(args: DemoArgs, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
     let fixtures = args.fixtures.unwrap_or_else(default_fixtures);
     let modules_src = args.modules.unwrap_or_else(default_modules);
     let tmp = tempfile::Builder::new().prefix("gather-agent-demo-").tempdir()?;
@@ -214,7 +215,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut archives: Vec<(String, PathBuf)> = Vec::new();
     for e in std::fs::read_dir(&out)? {
         let p = e?.path();
-        if let Ok(m) = agent::inspect::meta(&p) {
+        if let Ok(m) = gather_inspect::meta(&p) {
             archives.push((m["started"].as_str().unwrap_or_default().to_owned(), p));
         }
     }
@@ -222,18 +223,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for (_, p) in &archives {
         println!("   {}  ({} bytes)", p.display(), std::fs::metadata(p).map(|m| m.len()).unwrap_or(0));
     }
-    let style = agent::inspect::render::Style::plain();
+    let style = gather_inspect::render::Style::plain();
     if let Some((_, last)) = archives.last() {
         println!("\n$ gather-agent inspect {}", last.display());
-        let summary = agent::inspect::summary(last)?;
-        for line in agent::inspect::render::summary_text(&summary, &style).lines() {
+        let summary = gather_inspect::summary(last)?;
+        for line in gather_inspect::render::summary_text(&summary, &style).lines() {
             println!("   {line}");
         }
     }
     if let (Some((_, first)), Some((_, last))) = (archives.first(), archives.last()) {
         println!("\n$ gather-agent inspect diff {} {}", first.file_name().unwrap_or_default().to_string_lossy(), last.file_name().unwrap_or_default().to_string_lossy());
-        let diff = agent::inspect::diff::diff_archives(first, last, false)?;
-        for line in agent::inspect::render::diff_text(&diff, &style).lines().take(20) {
+        let diff = gather_inspect::diff::diff_archives(first, last, false)?;
+        for line in gather_inspect::render::diff_text(&diff, &style).lines().take(20) {
             println!("   {line}");
         }
     }
@@ -243,7 +244,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("        gather-agent inspect {}", out.display());
     if args.keep_running {
         println!("   the simulator keeps running at {}; kubeconfig: {} (Ctrl-C to stop)", sim.url, kubeconfig.display());
-        crate::shutdown_signal().await;
+        shutdown.await;
     } else if tmp.path() == dir {
         // Keep the temp directory so the archives can be inspected after the demo.
         let kept = tmp.keep();
