@@ -1,7 +1,7 @@
 //! Project automation (`cargo xtask <task>`), std-only so it builds in seconds.
 //!
 //! - `cargo xtask test`: build the wasm gatherers, then run every test in the workspace.
-//! - `cargo xtask demo`: build the gatherers, then run `gather-agent demo`.
+//! - `cargo xtask demo`: build the gatherers, then run `gather-agent demo` (crate `cli/`).
 //! - `cargo xtask gatherers`: build the wasm gatherers into `target/gatherers/` (benchmark
 //!   probes, `gatherers/bench-*`, into `target/bench/`).
 
