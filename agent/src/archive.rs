@@ -5,7 +5,7 @@
 //! fsyncs and renames it to `insights-YYYY-MM-DD-HHMMSS.tar.gz`. Readers of the output directory
 //! therefore only ever see complete archives under a final name.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read};
 use std::path::{Path, PathBuf};
@@ -53,6 +53,21 @@ pub enum RecordError {
         /// The duplicated name.
         name: String,
     },
+    /// The name is a directory of records already accepted (`config` after `config/x`), so
+    /// the archive could not be extracted with both.
+    #[error("record {name:?} refused: the archive already has records under {name:?}/, so it cannot also be a file")]
+    ShadowsDirectory {
+        /// The refused name.
+        name: String,
+    },
+    /// A directory in the name is a record already accepted (`config/x` after `config`).
+    #[error("record {name:?} refused: {file:?} is already a record (a file), so it cannot also be a directory")]
+    UnderFile {
+        /// The refused name.
+        name: String,
+        /// The accepted record that is a prefix of the name.
+        file: String,
+    },
     /// Accepting the record would take the archive over its uncompressed size cap.
     #[error("record {name:?} ({size} bytes) dropped: archive size cap reached ({remaining} bytes left)")]
     ArchiveFull {
@@ -78,7 +93,9 @@ impl RecordError {
     /// The ABI status code a gatherer receives for this refusal.
     pub fn status(&self) -> i32 {
         match self {
-            RecordError::BadName { .. } => status::BAD_NAME,
+            RecordError::BadName { .. } | RecordError::ShadowsDirectory { .. } | RecordError::UnderFile { .. } => {
+                status::BAD_NAME
+            }
             RecordError::Duplicate { .. } => status::DUPLICATE,
             RecordError::ArchiveFull { .. } => status::ARCHIVE_FULL,
             // The ABI has no I/O status; to the guest a broken archive is a limit it cannot fix.
@@ -152,9 +169,61 @@ pub fn archive_file_name(started: OffsetDateTime) -> String {
 
 type TarStream = tar::Builder<GzEncoder<BufWriter<File>>>;
 
+/// The accepted record names as a tree of path segments, so that a name that would be both a
+/// file and a directory is caught in one walk of its segments.
+///
+/// A tree rather than a set of every directory prefix: memory stays linear in the bytes of
+/// distinct segments, whereas a hostile 1024-byte name of 512 one-letter segments would add
+/// 512 prefixes (about 256 KiB) per record to a prefix set.
+#[derive(Debug, Default)]
+struct NameTree {
+    children: HashMap<Box<str>, NameTree>,
+    /// This node is an accepted record (a file); it then has no children.
+    file: bool,
+}
+
+/// Why a name cannot join a [`NameTree`].
+#[derive(Debug, PartialEq, Eq)]
+enum Clash {
+    /// The same name is already a record.
+    Duplicate,
+    /// Records lie under this name.
+    Directory,
+    /// This many bytes of the name are a record.
+    UnderFile(usize),
+}
+
+impl NameTree {
+    /// Whether `name` (already valid, so no empty segments) could be added.
+    fn check(&self, name: &str) -> Result<(), Clash> {
+        let mut node = self;
+        let mut end: usize = 0;
+        for seg in name.split('/') {
+            if node.file {
+                return Err(Clash::UnderFile(end.saturating_sub(1)));
+            }
+            end += seg.len() + 1;
+            match node.children.get(seg) {
+                Some(child) => node = child,
+                None => return Ok(()),
+            }
+        }
+        if node.file { Err(Clash::Duplicate) } else { Err(Clash::Directory) }
+    }
+
+    /// Adds `name`; [`NameTree::check`] must have accepted it.
+    fn insert(&mut self, name: &str) {
+        let mut node = self;
+        for seg in name.split('/') {
+            node = node.children.entry(seg.into()).or_default();
+        }
+        node.file = true;
+    }
+}
+
 struct Inner {
     tar: TarStream,
-    names: HashSet<String>,
+    names: NameTree,
     bytes: u64,
     records: u64,
     /// Set while an entry is being appended and left set if that fails: a half-written entry
@@ -199,7 +268,7 @@ impl ArchiveWriter {
         Ok(ArchiveWriter {
             inner: Mutex::new(Inner {
                 tar: tar::Builder::new(gz),
-                names: HashSet::new(),
+                names: NameTree::default(),
                 bytes: 0,
                 records: 0,
                 broken: None,
@@ -218,14 +287,25 @@ impl ArchiveWriter {
     /// Adds one record.
     ///
     /// Checks, in order: the name rules ([`RecordError::BadName`]), duplicates (the first record
-    /// is kept, [`RecordError::Duplicate`]), and the size cap on the running total of
-    /// uncompressed record bytes ([`RecordError::ArchiveFull`]; smaller later records may still fit).
+    /// is kept, [`RecordError::Duplicate`]), a name that is a directory of earlier records or
+    /// lies under an earlier record ([`RecordError::ShadowsDirectory`],
+    /// [`RecordError::UnderFile`]: the first one is kept, so the archive always extracts), and
+    /// the size cap on the running total of uncompressed record bytes
+    /// ([`RecordError::ArchiveFull`]; smaller later records may still fit).
+    ///
+    /// All checks and the write happen under one lock, so concurrent callers cannot both
+    /// pass the checks with clashing names.
     pub fn add(&self, name: &str, data: &[u8]) -> Result<(), RecordError> {
         validate_name(name).map_err(|source| RecordError::BadName { name: name.to_owned(), source })?;
         let size = data.len() as u64;
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if inner.names.contains(name) {
-            return Err(RecordError::Duplicate { name: name.to_owned() });
+        match inner.names.check(name) {
+            Ok(()) => {}
+            Err(Clash::Duplicate) => return Err(RecordError::Duplicate { name: name.to_owned() }),
+            Err(Clash::Directory) => return Err(RecordError::ShadowsDirectory { name: name.to_owned() }),
+            Err(Clash::UnderFile(end)) => {
+                return Err(RecordError::UnderFile { name: name.to_owned(), file: name[..end].to_owned() });
+            }
         }
         let remaining = self.cap_bytes.saturating_sub(inner.bytes);
         if size > remaining {
@@ -243,7 +323,7 @@ impl ArchiveWriter {
             return Err(RecordError::Io { name: name.to_owned(), source });
         }
         inner.broken = None;
-        inner.names.insert(name.to_owned());
+        inner.names.insert(name);
         inner.bytes += size;
         inner.records += 1;
         self.bytes.store(inner.bytes, Ordering::Relaxed);
@@ -544,7 +624,7 @@ mod tests {
         let out_dir = root.path().join("a/b/out");
         let writer = ArchiveWriter::create(&out_dir, START, ARCHIVE_CAP).unwrap();
         let long_segment = format!("config/{}", "x".repeat(256));
-        for name in ["../../etc/x", "/abs", "a\0b", "config\\x", "a//b", "", long_segment.as_str(), GATHERS_JSON] {
+        for name in ["../../etc/x", "/abs", "a\0b", "config\\x", "a//b", "", long_segment.as_str(), GATHERS_JSON, "insights-operator"] {
             let err = writer.add(name, b"data").unwrap_err();
             assert!(matches!(err, RecordError::BadName { name: ref n, .. } if n == name), "{name:?}: {err}");
             assert_eq!(err.status(), status::BAD_NAME);
@@ -579,6 +659,90 @@ mod tests {
         let entries = read_entries(&writer.finish(&GathersMetadata::default()).unwrap()).unwrap();
         assert_eq!(entries[0], ("config/id".to_owned(), b"first".to_vec()));
         assert_eq!(entries.len(), 2);
+    }
+
+    #[test]
+    fn a_record_never_shadows_a_directory_nor_lies_under_a_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = ArchiveWriter::create(dir.path(), START, ARCHIVE_CAP).unwrap();
+        writer.add("config", b"file first").unwrap();
+        let err = writer.add("config/x", b"under a file").unwrap_err();
+        assert!(matches!(&err, RecordError::UnderFile { name, file } if name == "config/x" && file == "config"), "{err:?}");
+        assert_eq!(err.status(), status::BAD_NAME);
+        assert_eq!(
+            err.to_string(),
+            r#"record "config/x" refused: "config" is already a record (a file), so it cannot also be a directory"#
+        );
+        writer.add("a/b/c.json", b"dir first").unwrap();
+        for clash in ["a", "a/b"] {
+            let err = writer.add(clash, b"x").unwrap_err();
+            assert!(matches!(&err, RecordError::ShadowsDirectory { name } if name == clash), "{err:?}");
+            assert_eq!(err.status(), status::BAD_NAME);
+        }
+        let err = writer.add("a/b/c.json/d", b"x").unwrap_err();
+        assert!(matches!(&err, RecordError::UnderFile { file, .. } if file == "a/b/c.json"), "{err:?}");
+        // Siblings and names that merely share a prefix string are fine.
+        for ok in ["a/b/c.json2", "a/bb", "configs/x", "a/b/d/e"] {
+            writer.add(ok, b"ok").unwrap();
+        }
+        assert!(matches!(writer.add("a/b/c.json", b"again"), Err(RecordError::Duplicate { .. })));
+        assert_eq!(writer.records_accepted(), 6);
+        let path = writer.finish(&GathersMetadata::default()).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let tar = Command::new("tar").arg("-xzf").arg(&path).arg("-C").arg(out.path()).output().expect("run tar");
+        assert!(tar.status.success(), "tar -xzf failed: {}", String::from_utf8_lossy(&tar.stderr));
+        assert_eq!(fs::read(out.path().join("config")).unwrap(), b"file first");
+        assert!(out.path().join(GATHERS_JSON).is_file());
+    }
+
+    #[test]
+    fn the_name_tree_holds_100k_records_and_still_finds_every_clash() {
+        let mut tree = NameTree::default();
+        let name = |i: u32| format!("config/pod/ns-{}/pod-{i}.json", i % 100);
+        for i in 0..100_000 {
+            assert_eq!(tree.check(&name(i)), Ok(()));
+            tree.insert(&name(i));
+        }
+        assert_eq!(tree.check(&name(99_999)), Err(Clash::Duplicate));
+        assert_eq!(tree.check("config/pod/ns-7"), Err(Clash::Directory));
+        assert_eq!(tree.check("config"), Err(Clash::Directory));
+        let under = format!("{}/x", name(5));
+        assert_eq!(tree.check(&under), Err(Clash::UnderFile(name(5).len())));
+        assert_eq!(tree.check("config/pod/ns-100/pod-1.json"), Ok(()));
+        // Shared directories are stored once: 1 + 1 + 100 directories, not one per record.
+        let pods = &tree.children["config"].children["pod"];
+        assert_eq!(pods.children.len(), 100);
+        assert_eq!(pods.children.values().map(|ns| ns.children.len()).sum::<usize>(), 100_000);
+    }
+
+    #[test]
+    fn concurrent_clashing_names_keep_exactly_one() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let writer = ArchiveWriter::create(dir.path(), START, ARCHIVE_CAP).unwrap();
+            let results: Vec<bool> = std::thread::scope(|s| {
+                let handles: Vec<_> = ["x", "x/y", "x/y/z", "x/w"]
+                    .map(|name| {
+                        let writer = &writer;
+                        s.spawn(move || writer.add(name, b"r").is_ok())
+                    })
+                    .into_iter()
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            // Either "x" won alone, or it lost and the rest form a consistent tree
+            // ("x/y" and "x/y/z" exclude each other; "x/w" fits beside either).
+            let accepted = results.iter().filter(|ok| **ok).count();
+            match results[..] {
+                [true, ..] => assert_eq!(accepted, 1, "round {round}: {results:?}"),
+                [false, y, z, w] => assert!(y != z && w, "round {round}: {results:?}"),
+                _ => unreachable!(),
+            }
+            let path = writer.finish(&GathersMetadata::default()).unwrap();
+            let out = tempfile::tempdir().unwrap();
+            let tar = Command::new("tar").arg("-xzf").arg(&path).arg("-C").arg(out.path()).status().unwrap();
+            assert!(tar.success(), "round {round}");
+        }
     }
 
     #[test]

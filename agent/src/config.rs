@@ -7,14 +7,15 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::ModulePolicy;
-use crate::sandbox::Limits;
+use crate::sandbox::{maxima, LimitError, LimitOverrides, Limits};
 
 /// Per-module settings the operator controls.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct ModuleSettings {
-    /// Limit overrides (unset fields keep the defaults).
-    pub limits: Option<serde_json::Value>,
+    /// Limit overrides (unset fields keep the defaults). Unlike a publisher's suggestion,
+    /// these may raise the agent-wide defaults.
+    pub limits: Option<LimitOverrides>,
     /// What the module may do beyond GET on its declared paths.
     pub policy: ModulePolicy,
     /// JSON handed to the gatherer through the `config` host function.
@@ -108,6 +109,21 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// A limit is out of range.
+    #[error("config {path}: {source}")]
+    Limit {
+        /// The file.
+        path: String,
+        /// Which limit and why.
+        #[source]
+        source: LimitError,
+    },
+}
+
+/// Largest agent-wide settings outside [`Limits`].
+pub mod agent_maxima {
+    /// Gatherers run at once.
+    pub const CONCURRENCY: usize = 256;
 }
 
 impl AgentConfig {
@@ -116,15 +132,23 @@ impl AgentConfig {
         let text = std::fs::read(path).map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
         let cfg: AgentConfig = serde_json::from_slice(&text)
             .map_err(|e| ConfigError::Invalid { path: path.display().to_string(), message: e.to_string() })?;
-        cfg.validate().map_err(|message| ConfigError::Invalid { path: path.display().to_string(), message })?;
+        cfg.validate().map_err(|source| ConfigError::Limit { path: path.display().to_string(), source })?;
         Ok(cfg)
     }
 
-    fn validate(&self) -> Result<(), String> {
-        if self.concurrency == 0 {
-            return Err("concurrency must be at least 1".into());
-        }
-        self.limits.check().map_err(|e| format!("limits: {e}"))?;
+    /// Checks every value against the host's ranges (the library entry points call this too,
+    /// so a config built in code is held to the same rules as a file).
+    pub fn validate(&self) -> Result<(), LimitError> {
+        let range = |field, value: u64, min, max| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(LimitError::OutOfRange { field, value, min, max })
+            }
+        };
+        range("concurrency", self.concurrency as u64, 1, agent_maxima::CONCURRENCY as u64)?;
+        range("archiveMaxBytes", self.archive_max_bytes, 1, maxima::RECORD_BYTES)?;
+        self.limits.check()?;
         for name in self.modules.keys() {
             self.limits_for(name)?;
         }
@@ -132,26 +156,26 @@ impl AgentConfig {
     }
 
     /// The effective limits for `module`: defaults overlaid with its overrides.
-    pub fn limits_for(&self, module: &str) -> Result<Limits, String> {
+    pub fn limits_for(&self, module: &str) -> Result<Limits, LimitError> {
         self.limits_with_publisher(module, None)
     }
 
-    /// The effective limits: the agent's defaults, then what the publisher suggests for the
-    /// module, then the operator's per-module overrides (the operator always wins).
-    pub fn limits_with_publisher(&self, module: &str, publisher: Option<&serde_json::Value>) -> Result<Limits, String> {
-        let mut base = serde_json::to_value(&self.limits).map_err(|e| e.to_string())?;
-        let operator = self.modules.get(module).and_then(|m| m.limits.as_ref());
-        for (who, overrides) in [("the index", publisher), ("modules", operator)] {
-            let Some(overrides) = overrides else { continue };
-            let (Some(b), Some(o)) = (base.as_object_mut(), overrides.as_object()) else {
-                return Err(format!("{who}: limits for {module} must be an object"));
-            };
-            for (k, v) in o {
-                b.insert(k.clone(), v.clone());
-            }
+    /// The effective limits. The operator's limits are ceilings: the agent-wide `limits`,
+    /// replaced field by field by `modules.<module>.limits` (which may raise or lower them);
+    /// then the publisher's suggestion from the index, which may only lower them. Every value
+    /// from every source must be within the host's ranges ([`crate::sandbox::maxima`]).
+    pub fn limits_with_publisher(&self, module: &str, publisher: Option<&serde_json::Value>) -> Result<Limits, LimitError> {
+        let mut ceiling = self.limits.clone();
+        if let Some(o) = self.modules.get(module).and_then(|m| m.limits.as_ref()) {
+            o.check()?;
+            o.apply_to(&mut ceiling);
         }
-        let limits: Limits = serde_json::from_value(base).map_err(|e| format!("modules.{module}.limits: {e}"))?;
-        limits.check().map_err(|e| format!("modules.{module}.limits: {e}"))?;
+        ceiling.check()?;
+        let limits = match publisher {
+            Some(p) => LimitOverrides::from_json(&format!("the index's limits for {module}"), p)?.lower(&ceiling),
+            None => ceiling,
+        };
+        limits.check()?;
         Ok(limits)
     }
 
@@ -180,6 +204,45 @@ mod tests {
     }
 
     #[test]
+    fn the_publisher_may_only_lower_and_the_operator_may_raise() {
+        let cfg: AgentConfig = serde_json::from_str(
+            r#"{"limits": {"memoryBytes": 16777216, "deadlineSeconds": 30},
+                "modules": {"big": {"limits": {"memoryBytes": 268435456}}}}"#,
+        )
+        .unwrap();
+        let greedy = serde_json::json!({"memoryBytes": 1u64 << 30, "fuel": 1000, "deadlineSeconds": 3600});
+        let small = cfg.limits_with_publisher("small", Some(&greedy)).unwrap();
+        assert_eq!((small.memory_bytes, small.fuel, small.deadline()), (16 << 20, 1000, std::time::Duration::from_secs(30)));
+        let big = cfg.limits_with_publisher("big", Some(&greedy)).unwrap();
+        assert_eq!(big.memory_bytes, 256 << 20, "the operator's per-module setting is the ceiling");
+        let lower = serde_json::json!({"memoryBytes": 1u64 << 20, "deadlineMs": 500});
+        let l = cfg.limits_with_publisher("big", Some(&lower)).unwrap();
+        assert_eq!((l.memory_bytes, l.deadline()), (1 << 20, std::time::Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn absurd_values_are_refused_from_every_source() {
+        let huge = serde_json::json!({"deadlineSeconds": u64::MAX});
+        let err = AgentConfig::default().limits_with_publisher("x", Some(&huge)).unwrap_err();
+        assert!(matches!(err, LimitError::OutOfRange { field: "deadlineSeconds", .. }), "{err}");
+        for bad in [
+            r#"{"limits": {"deadlineSeconds": 18446744073709551615}}"#,
+            r#"{"limits": {"memoryBytes": 8589934592}}"#,
+            r#"{"limits": {"fuel": 0}}"#,
+            r#"{"modules": {"x": {"limits": {"deadlineMs": 18446744073709551615}}}}"#,
+            r#"{"concurrency": 100000}"#,
+            r#"{"archiveMaxBytes": 0}"#,
+        ] {
+            let cfg: AgentConfig = serde_json::from_str(bad).unwrap();
+            assert!(matches!(cfg.validate(), Err(LimitError::OutOfRange { .. })), "{bad}");
+        }
+        let l = Limits { deadline_seconds: u64::MAX, ..Limits::default() };
+        assert_eq!(l.deadline(), std::time::Duration::from_secs(maxima::DEADLINE_SECS), "clamped even unchecked");
+        let now = std::time::Instant::now();
+        assert!(l.deadline_from(now) > now);
+    }
+
+    #[test]
     fn run_settings_nest_under_run() {
         let cfg: AgentConfig = serde_json::from_str(r#"{"run": {"indexUrl": "http://x/index.json", "period": "2h"}}"#).unwrap();
         assert_eq!(cfg.run.period.as_deref(), Some("2h"));
@@ -189,7 +252,7 @@ mod tests {
     #[test]
     fn typos_are_errors() {
         assert!(serde_json::from_str::<AgentConfig>(r#"{"limitz": {}}"#).is_err());
-        let cfg: AgentConfig = serde_json::from_str(r#"{"modules": {"x": {"limits": {"fuell": 1}}}}"#).unwrap();
-        assert!(cfg.validate().unwrap_err().contains("fuell"));
+        let err = serde_json::from_str::<AgentConfig>(r#"{"modules": {"x": {"limits": {"fuell": 1}}}}"#).unwrap_err();
+        assert!(err.to_string().contains("fuell"), "{err}");
     }
 }

@@ -11,6 +11,8 @@ use crate::archive::{self, ArchiveError, ArchiveWriter, GathersMetadata, StatusR
 use crate::pdk::{Api, HostState};
 use crate::policy::ModulePolicy;
 use crate::sandbox::{LoadedModule, Limits, RunOutcome, Sandbox};
+use crate::text;
+use hostapi::abi::limits::{GATHERS_JSON_BYTES, REPORT_ENTRY_BYTES};
 
 /// A module ready to run this period, with the operator's settings for it.
 #[derive(Clone)]
@@ -100,6 +102,7 @@ pub struct Job {
 }
 
 fn to_report(manifest: &hostapi::Manifest, sha256: &str, outcome: RunOutcome) -> StatusReport {
+    let dropped = outcome.report.dropped_note();
     let mut errors = outcome.report.errors;
     let (error_kind, exit_code) = match &outcome.result {
         Ok(0) => ((outcome.report.policy_denials > 0).then(|| "policy".to_owned()), Some(0)),
@@ -108,13 +111,13 @@ fn to_report(manifest: &hostapi::Manifest, sha256: &str, outcome: RunOutcome) ->
             (Some("exit".to_owned()), Some(*code))
         }
         Err(f) => {
-            errors.push(format!("{}: {}", f.kind, f.message));
+            // The verdict is kept whatever the report cap, but cut like any entry.
+            let verdict = format!("{}: {}", f.kind, f.message);
+            errors.push(text::clip(&verdict, REPORT_ENTRY_BYTES).into_owned());
             (Some(f.kind.to_owned()), None)
         }
     };
-    if outcome.report.dropped_entries > 0 {
-        errors.push(format!("{} more warnings/errors were dropped (report cap)", outcome.report.dropped_entries));
-    }
+    errors.extend(dropped);
     StatusReport {
         name: manifest.name.clone(),
         duration_in_ms: outcome.duration.as_millis() as u64,
@@ -222,7 +225,7 @@ pub async fn run_jobs(
     for f in failures {
         reports.push(StatusReport {
             name: f.name,
-            errors: Some(vec![format!("load: {}", f.error)]),
+            errors: Some(vec![text::clip(&format!("load: {}", f.error), REPORT_ENTRY_BYTES).into_owned()]),
             error_kind: Some("load".into()),
             sha256: f.sha256,
             ..Default::default()
@@ -235,7 +238,7 @@ pub async fn run_jobs(
     }
     reports.sort_by(|a, b| a.name.cmp(&b.name));
     let finished_at = time::OffsetDateTime::now_utc();
-    let metadata = GathersMetadata {
+    let mut metadata = GathersMetadata {
         status_reports: reports,
         memory_alloc_bytes: archive::current_rss_bytes(),
         uptime_seconds: opts.process_started.elapsed().as_secs_f64(),
@@ -248,6 +251,7 @@ pub async fn run_jobs(
         module_set: opts.module_set.clone(),
         warnings: opts.warnings.clone(),
     };
+    fit_metadata(&mut metadata, GATHERS_JSON_BYTES);
     // Every task holding a clone has been awaited above, so this is the last reference.
     let writer = Arc::try_unwrap(writer).unwrap_or_else(|_| unreachable!("all gatherer tasks have finished"));
     let cluster_id = writer.cluster_id();
@@ -257,6 +261,56 @@ pub async fn run_jobs(
         .await
         .map_err(|e| ArchiveError::Write { path: out_dir, source: std::io::Error::other(e.to_string()) })??;
     Ok(PeriodResult { archive, metadata, cluster_id })
+}
+
+/// Trims `metadata` until `gathers.json` fits in `cap` bytes: every report keeps fewer and
+/// fewer `warnings` and `errors` (the failure verdict, the last error, always stays), and a
+/// trimmed report ends its `errors` with `N warnings/errors trimmed to fit gathers.json
+/// (cap M bytes)`. Each report is already bounded (ABI.md §8), so this only bites when many
+/// gatherers fill their reports.
+pub fn fit_metadata(metadata: &mut GathersMetadata, cap: usize) {
+    let size = |m: &GathersMetadata| serde_json::to_vec_pretty(m).map_or(0, |v| v.len());
+    if size(metadata) <= cap {
+        return;
+    }
+    let originals: Vec<(usize, usize)> = metadata
+        .status_reports
+        .iter()
+        .map(|r| (r.warnings.as_ref().map_or(0, Vec::len), r.errors.as_ref().map_or(0, Vec::len)))
+        .collect();
+    let agent_warnings = std::mem::take(&mut metadata.warnings);
+    for keep in [50, 20, 5, 1, 0] {
+        let mut trimmed = metadata.clone();
+        trimmed.warnings = agent_warnings.iter().take(keep).cloned().collect();
+        if agent_warnings.len() > keep {
+            trimmed.warnings.push(format!("{} agent warnings trimmed to fit gathers.json (cap {cap} bytes)", agent_warnings.len() - keep));
+        }
+        for (r, (w, e)) in trimmed.status_reports.iter_mut().zip(&originals) {
+            let mut dropped = 0;
+            if let Some(list) = r.warnings.as_mut() {
+                dropped += list.len().saturating_sub(keep);
+                list.truncate(keep);
+            }
+            if let Some(list) = r.errors.as_mut().filter(|l| l.len() > keep + 1) {
+                let verdict = list.pop();
+                dropped += list.len() - keep;
+                list.truncate(keep);
+                list.extend(verdict);
+            }
+            if dropped > 0 {
+                let note = format!("{dropped} of {} warnings/errors trimmed to fit gathers.json (cap {cap} bytes)", w + e);
+                r.errors.get_or_insert_with(Vec::new).push(note);
+            }
+            if r.warnings.as_ref().is_some_and(Vec::is_empty) {
+                r.warnings = None;
+            }
+        }
+        if size(&trimmed) <= cap || keep == 0 {
+            tracing::warn!(cap, kept = keep, "gathers.json over its cap: report entries trimmed");
+            *metadata = trimmed;
+            return;
+        }
+    }
 }
 
 /// Loads every `*.wasm` in `dir` (sorted by file name), applying `config`'s per-module
@@ -297,10 +351,16 @@ pub fn load_modules_dir(
             tracing::info!(gatherer = %name, "disabled by configuration");
             continue;
         }
+        // The same activation check as the update path: a module whose declarations could
+        // reach Secrets or a dangerous subresource without the operator's allowance never runs.
+        if let Err(e) = crate::policy::check_declared(&module.manifest, &settings.policy) {
+            failures.push(LoadFailure { name, sha256, error: format!("policy: {e}") });
+            continue;
+        }
         let limits = match config.limits_for(&name) {
             Ok(l) => l,
-            Err(error) => {
-                failures.push(LoadFailure { name, sha256, error });
+            Err(e) => {
+                failures.push(LoadFailure { name, sha256, error: format!("limits: {e}") });
                 continue;
             }
         };

@@ -77,6 +77,99 @@ pub enum IndexError {
     /// The index is expired.
     #[error("index expired at {0}")]
     Expired(String),
+    /// A module URL that does not stay within the index's directory.
+    #[error("gatherer {name:?}: url {url:?}: {source}")]
+    ModuleUrl {
+        /// The gatherer.
+        name: String,
+        /// The URL as the index gives it.
+        url: String,
+        /// Why it is refused.
+        #[source]
+        source: ModuleUrlError,
+    },
+    /// Suggested limits the host cannot accept (out of range, unknown fields).
+    #[error("gatherer {name:?}: limits: {source}")]
+    Limits {
+        /// The gatherer.
+        name: String,
+        /// Why.
+        #[source]
+        source: crate::sandbox::LimitError,
+    },
+}
+
+/// Why a module URL of an index is refused. A module URL is a relative path under the
+/// index's own directory, on the index's own origin: nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModuleUrlError {
+    /// Empty.
+    #[error("is empty")]
+    Empty,
+    /// A `%` that is not followed by two hex digits, or an escape that is not UTF-8.
+    #[error("has a malformed percent escape")]
+    BadEscape,
+    /// After percent-decoding, a character outside `A-Z a-z 0-9 - . _ ~ /` (such as `:`,
+    /// which would make `https:host/…` a URL of its own, `\`, `?`, `#`, `%` or `@`).
+    #[error("contains {0:?}; a module URL is a relative path of letters, digits, '-', '.', '_', '~' and '/'")]
+    Character(char),
+    /// Starts with `/` (absolute path, or `//host/…`: another authority).
+    #[error("is absolute; it must be relative to the index")]
+    Absolute,
+    /// After percent-decoding, an empty, `.` or `..` segment.
+    #[error("has an empty, '.' or '..' segment (after percent-decoding)")]
+    DotSegment,
+    /// Resolved against the index URL, it lands on another scheme, host or port.
+    #[error("resolves to another origin ({0})")]
+    OtherOrigin(String),
+    /// Resolved against the index URL, it lands outside the index's directory.
+    #[error("resolves outside the index's directory ({0})")]
+    OutsideDirectory(String),
+}
+
+/// Checks a module URL as an index gives it and returns the relative path it stands for,
+/// percent-decoded. Decoding comes first so `%2e%2e/` is judged as the `../` it means, and
+/// no `%` may remain after it, so double encoding cannot smuggle one past a later decoder.
+pub fn module_path(url: &str) -> Result<String, ModuleUrlError> {
+    if url.is_empty() {
+        return Err(ModuleUrlError::Empty);
+    }
+    let bytes = url.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'%' && !(bytes.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))) {
+            return Err(ModuleUrlError::BadEscape);
+        }
+    }
+    let decoded = percent_encoding::percent_decode_str(url).decode_utf8().map_err(|_| ModuleUrlError::BadEscape)?;
+    if let Some(c) = decoded.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '/'))) {
+        return Err(ModuleUrlError::Character(c));
+    }
+    if decoded.starts_with('/') {
+        return Err(ModuleUrlError::Absolute);
+    }
+    if decoded.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+        return Err(ModuleUrlError::DotSegment);
+    }
+    Ok(decoded.into_owned())
+}
+
+/// Where to download a module from: `entry_url` checked by [`module_path`], resolved against
+/// the index URL, and checked again on the result: same scheme, host and port as the index,
+/// under the index's directory. The index URL's query (an access token, say) is kept.
+pub fn module_url(index_url: &reqwest::Url, entry_url: &str) -> Result<reqwest::Url, ModuleUrlError> {
+    let path = module_path(entry_url)?;
+    let mut url = index_url.join(&path).map_err(|_| ModuleUrlError::Character(':'))?;
+    url.set_query(index_url.query());
+    url.set_fragment(None);
+    if url.origin() != index_url.origin() || url.scheme() != index_url.scheme() {
+        return Err(ModuleUrlError::OtherOrigin(crate::redact::url(&url)));
+    }
+    let base = index_url.path();
+    let dir = &base[..base.rfind('/').map_or(0, |i| i + 1)];
+    if !url.path().starts_with(dir) || url.path().len() <= dir.len() {
+        return Err(ModuleUrlError::OutsideDirectory(crate::redact::url(&url)));
+    }
+    Ok(url)
 }
 
 fn rfc3339(s: &str) -> Result<time::OffsetDateTime, IndexError> {
@@ -106,16 +199,11 @@ impl Index {
             if g.sha256.len() != 64 || !g.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
                 return Err(IndexError::Malformed(format!("gatherer {:?}: sha256 must be 64 lower-case hex digits", g.name)));
             }
-            let url_ok = !g.url.is_empty()
-                && !g.url.contains("://")
-                && !g.url.starts_with('/')
-                && !g.url.contains('\\')
-                && g.url.split('/').all(|seg| seg != ".." && seg != "." && !seg.is_empty());
-            if !url_ok {
-                return Err(IndexError::Malformed(format!(
-                    "gatherer {:?}: url {:?} must be relative to the index, without '..'",
-                    g.name, g.url
-                )));
+            module_path(&g.url)
+                .map_err(|source| IndexError::ModuleUrl { name: g.name.clone(), url: g.url.clone(), source })?;
+            if let Some(l) = &g.limits {
+                crate::sandbox::LimitOverrides::from_json("limits", l)
+                    .map_err(|source| IndexError::Limits { name: g.name.clone(), source })?;
             }
             if g.size == 0 {
                 return Err(IndexError::Malformed(format!("gatherer {:?}: size must be positive", g.name)));
@@ -231,6 +319,37 @@ mod tests {
         let remote = index_json("").replace(&format!("{}.wasm", "a".repeat(64)), "https://evil.example.com/x.wasm");
         assert!(Index::parse(remote.as_bytes()).is_err());
         assert_eq!(Index::parse(&vec![b' '; MAX_INDEX_BYTES + 1]), Err(IndexError::TooLarge));
+    }
+
+    #[test]
+    fn module_urls_stay_in_the_index_directory() {
+        let base: reqwest::Url = "https://pub.example:8443/site/v1/index.json?token=t".parse().unwrap();
+        let ok = module_url(&base, &format!("{}.wasm", "a".repeat(64))).unwrap();
+        assert_eq!(ok.as_str(), format!("https://pub.example:8443/site/v1/{}.wasm?token=t", "a".repeat(64)));
+        assert_eq!(module_url(&base, "mods/%61.wasm").unwrap().path(), "/site/v1/mods/a.wasm");
+        for (bad, want) in [
+            ("", ModuleUrlError::Empty),
+            ("%2e%2e/x.wasm", ModuleUrlError::DotSegment),
+            ("%2E%2E%2Fx.wasm", ModuleUrlError::DotSegment),
+            ("a/%2e%2e/%2e%2e/x.wasm", ModuleUrlError::DotSegment),
+            ("../x.wasm", ModuleUrlError::DotSegment),
+            ("./x.wasm", ModuleUrlError::DotSegment),
+            ("a//x.wasm", ModuleUrlError::DotSegment),
+            ("https:evil.example/x.wasm", ModuleUrlError::Character(':')),
+            ("https%3aevil/x.wasm", ModuleUrlError::Character(':')),
+            ("//evil.example/x.wasm", ModuleUrlError::Absolute),
+            ("/x.wasm", ModuleUrlError::Absolute),
+            ("https://evil.example/x.wasm", ModuleUrlError::Character(':')),
+            ("a\\..\\x.wasm", ModuleUrlError::Character('\\')),
+            ("%5c..%5cx.wasm", ModuleUrlError::Character('\\')),
+            ("x.wasm?y=1", ModuleUrlError::Character('?')),
+            ("x.wasm#f", ModuleUrlError::Character('#')),
+            ("%252e%252e/x.wasm", ModuleUrlError::Character('%')),
+            ("%zz.wasm", ModuleUrlError::BadEscape),
+            ("user@x.wasm", ModuleUrlError::Character('@')),
+        ] {
+            assert_eq!(module_url(&base, bad), Err(want.clone()), "{bad:?}");
+        }
     }
 
     #[test]

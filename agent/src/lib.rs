@@ -9,6 +9,8 @@
 //! - [`sandbox`]: the wasmi engine: module validation, compiled-module cache, limits, deadline.
 //! - [`pdk`]: the host functions gatherers import (ABI v1), separate from lifecycle.
 //! - [`policy`]: the REST bridge and its request policy (GET-only, declared paths, no secrets).
+//! - [`apipath`]: API paths parsed into (group, version, namespace, resource, name,
+//!   subresource, verb), refusing anything ambiguous; what the policy decides on.
 //! - [`archive`]: the Insights Operator tar.gz writer: record rules, streaming writes, gathers.json
 //!   (whose types live in `insights-format`, shared with the reader).
 //! - [`config`]: the agent's config file: limits, policy and config per module.
@@ -16,6 +18,7 @@
 //! - [`index`]: the published index format, its ed25519 signature and structural checks.
 //! - [`publish`]: turn a modules directory into a static, content-addressed site.
 //! - [`serve`]: a static server for sites, with strong ETags and 304s.
+//! - [`redact`]: how URLs are shown: userinfo and query values hidden, everywhere.
 //! - [`state`]: the state dir: lock, content-addressed module cache, last accepted index.
 //! - [`status`]: what the agent is doing, persisted as `status.json`.
 //! - [`run`]: the periodic agent: activate staged sets at period start, gather, archive.
@@ -26,7 +29,9 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`kubeclient`]: the host's own kube-rs client and where its config comes from.
 //! - [`tls`]: the single rustls crypto provider (ring) the whole process uses.
+//! - [`text`]: guest-derived strings cut and escaped before a report or log line quotes them.
 
+pub mod apipath;
 pub mod archive;
 pub mod config;
 pub mod endpoints;
@@ -35,6 +40,7 @@ pub mod index;
 pub mod pdk;
 pub mod policy;
 pub mod publish;
+pub mod redact;
 pub mod retention;
 pub mod run;
 pub mod sandbox;
@@ -43,6 +49,7 @@ pub mod state;
 pub mod status;
 pub mod kubeclient;
 pub mod metrics;
+pub mod text;
 pub mod tls;
 pub mod update;
 pub mod upload;

@@ -9,13 +9,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use hostapi::abi::{level, list as abi_list, status};
+use hostapi::abi::{level, limits as abi_limits, list as abi_list, status};
 use hostapi::{Manifest, Request, Response};
 use wasmi::{Caller, Extern, Linker};
 
 use crate::archive::{ArchiveWriter, RecordError};
 use crate::policy::{self, BridgeError, Decision, ModulePolicy};
 use crate::sandbox::Limits;
+use crate::text;
 
 mod list;
 
@@ -30,11 +31,6 @@ impl Api for policy::Bridge {
         self.send_blocking(gatherer, req, cap, deadline)
     }
 }
-
-/// Report entries are capped so a hostile guest cannot grow the metadata without bound.
-const MAX_REPORT_ENTRIES: usize = 200;
-/// Longest log line kept.
-const MAX_LOG_BYTES: usize = 8 * 1024;
 
 /// What one run produced, besides records: fed into the gatherer's status report.
 #[derive(Debug, Default, Clone)]
@@ -55,25 +51,51 @@ pub struct RunReport {
     pub policy_denials: u64,
     /// Entries dropped because the report was full.
     pub dropped_entries: u64,
+    /// Bytes of the dropped entries (as cut to `REPORT_ENTRY_BYTES`).
+    pub dropped_bytes: u64,
+    /// Bytes held in `warnings` and `errors` together.
+    pub entry_bytes: usize,
 }
 
 impl RunReport {
-    fn push(list: &mut Vec<String>, dropped: &mut u64, msg: String) {
-        if list.len() < MAX_REPORT_ENTRIES {
-            list.push(msg);
+    /// Cuts `msg` to one entry's size, then keeps it if the list has room in both entries
+    /// (`REPORT_ENTRIES` per list) and bytes (`REPORT_BYTES` per report); else counts it.
+    fn push(&mut self, errors: bool, msg: &str) {
+        let msg = text::clip(msg, abi_limits::REPORT_ENTRY_BYTES);
+        let list = if errors { &self.errors } else { &self.warnings };
+        if list.len() < abi_limits::REPORT_ENTRIES && self.entry_bytes + msg.len() <= abi_limits::REPORT_BYTES {
+            self.entry_bytes += msg.len();
+            let list = if errors { &mut self.errors } else { &mut self.warnings };
+            list.push(msg.into_owned());
         } else {
-            *dropped += 1;
+            self.dropped_entries += 1;
+            self.dropped_bytes += msg.len() as u64;
         }
     }
 
     /// Adds a warning (bounded).
     pub fn warn(&mut self, msg: String) {
-        Self::push(&mut self.warnings, &mut self.dropped_entries, msg);
+        self.push(false, &msg);
     }
 
     /// Adds an error (bounded).
     pub fn error(&mut self, msg: String) {
-        Self::push(&mut self.errors, &mut self.dropped_entries, msg);
+        self.push(true, &msg);
+    }
+
+    /// Records `msg` as the panic message unless one is already set (cut like an entry).
+    pub fn set_panic(&mut self, msg: &str) {
+        if self.panic.is_none() {
+            self.panic = Some(text::clip(msg, abi_limits::REPORT_ENTRY_BYTES).into_owned());
+        }
+    }
+
+    /// The closing note when entries were dropped: `N more warnings/errors (M bytes) were
+    /// dropped (report cap)`.
+    pub fn dropped_note(&self) -> Option<String> {
+        (self.dropped_entries > 0).then(|| {
+            format!("{} more warnings/errors ({} bytes) were dropped (report cap)", self.dropped_entries, self.dropped_bytes)
+        })
     }
 }
 
@@ -84,6 +106,8 @@ struct OpenResponse {
 
 /// A list being read page by page (`list_open`): its current page and where the next one starts.
 struct OpenList {
+    /// Host memory the current page holds: its items plus the projection.
+    held: u64,
     /// The list's path, without the paging parameters the host adds.
     path: String,
     fields: list::Fields,
@@ -104,6 +128,14 @@ enum Handle {
 }
 
 impl Handle {
+    /// Host memory this handle holds, counted against `handleBytes`.
+    fn held(&self) -> u64 {
+        match self {
+            Handle::Response(r) => r.response.body.len() as u64,
+            Handle::List(l) => l.held,
+        }
+    }
+
     /// What `response_*` functions read: a response, or a list's current page.
     fn current(&mut self) -> &mut OpenResponse {
         match self {
@@ -162,6 +194,18 @@ pub struct HostState {
     pub report: RunReport,
     /// Memory accounting for the store.
     pub limiter: GuestLimiter,
+    /// Log bytes and lines written so far against the log budget.
+    log_used: (u64, u64),
+    /// Whether the log budget was hit: later messages are dropped.
+    log_exhausted: bool,
+    /// Fuel owed for host work done since the last charge, collected by the wasm import
+    /// that did the work (`charge_work`). Native runs never collect it.
+    work_fuel: u64,
+    /// Fuel owed beyond what was left in the current slice, collected by the sandbox from
+    /// the total budget before the next slice.
+    pub(crate) fuel_debt: u64,
+    /// Fuel the sandbox has given the run so far (slices plus collected debt).
+    pub(crate) fuel_added: u64,
 }
 
 impl HostState {
@@ -187,29 +231,66 @@ impl HostState {
             handles: Default::default(),
             next_handle: 1,
             report: RunReport::default(),
+            log_used: (0, 0),
+            log_exhausted: false,
+            work_fuel: 0,
+            fuel_debt: 0,
+            fuel_added: 0,
         }
     }
 
-    /// `log`: writes the host log and, for warn/error/panic, the report.
+    /// Counts `bytes` of host work (parsing, projecting, rendering, compressing, logging)
+    /// to be charged to the guest as fuel.
+    fn work(&mut self, bytes: usize) {
+        self.work_fuel = self.work_fuel.saturating_add((bytes as u64).saturating_mul(abi_limits::HOST_WORK_FUEL_PER_BYTE));
+    }
+
+    /// Host memory all open handles hold.
+    fn held_bytes(&self) -> u64 {
+        self.handles.values().map(Handle::held).sum()
+    }
+
+    /// `log`: writes the host log and, for warn/error/panic, the report, within the
+    /// gatherer's log budget (`logBytes`, `logLines`). Past the budget a message is dropped,
+    /// except that the first panic message still becomes the report's `panic`. The message
+    /// is cut to `LOG_LINE_BYTES` and its control characters escaped, so it stays one line.
     pub fn log(&mut self, lvl: i32, msg: &str) {
+        let msg = text::floor(msg, abi_limits::LOG_LINE_BYTES);
+        self.work(msg.len());
+        if lvl >= level::PANIC {
+            self.report.set_panic(msg);
+        }
+        if self.log_exhausted {
+            return;
+        }
+        self.log_used.0 += msg.len() as u64;
+        self.log_used.1 += 1;
+        if self.log_used.0 > self.limits.log_bytes || self.log_used.1 > self.limits.log_lines {
+            self.log_exhausted = true;
+            let note = format!(
+                "log budget of {} bytes / {} lines reached; further log messages are dropped",
+                self.limits.log_bytes, self.limits.log_lines
+            );
+            tracing::warn!(gatherer = %self.gatherer, "{note}");
+            // Once per run and short: it is kept even when the report is full.
+            self.report.entry_bytes += note.len();
+            self.report.warnings.push(note);
+            return;
+        }
+        let line = text::clip(msg, abi_limits::LOG_LINE_BYTES);
         let g = self.gatherer.as_str();
         match lvl {
-            level::DEBUG => tracing::debug!(gatherer = g, "{msg}"),
-            level::INFO => tracing::info!(gatherer = g, "{msg}"),
+            level::DEBUG => tracing::debug!(gatherer = g, "{line}"),
+            level::INFO => tracing::info!(gatherer = g, "{line}"),
             level::WARN => {
-                tracing::warn!(gatherer = g, "{msg}");
+                tracing::warn!(gatherer = g, "{line}");
                 self.report.warn(msg.to_owned());
             }
             level::ERROR => {
-                tracing::error!(gatherer = g, "{msg}");
+                tracing::error!(gatherer = g, "{line}");
                 self.report.error(msg.to_owned());
             }
-            _ => {
-                tracing::error!(gatherer = g, "panic: {msg}");
-                if self.report.panic.is_none() {
-                    self.report.panic = Some(msg.to_owned());
-                }
-            }
+            _ => tracing::error!(gatherer = g, "panic: {line}"),
         }
     }
 
@@ -222,6 +303,7 @@ impl HostState {
     /// body size), then the limits and the policy, then sends it. Returns a response handle
     /// or a status.
     pub fn request(&mut self, req: Request) -> i32 {
+        self.work(req.path.len() + req.body.len());
         if !valid_method(&req.method) || !valid_path(&req.path) {
             return status::BAD_ARGUMENT;
         }
@@ -237,30 +319,55 @@ impl HostState {
     /// The request limit, the open-handle limit (when `new_handle`), the policy, then the
     /// API: what every request, page or not, goes through.
     fn fetch(&mut self, req: &Request, new_handle: bool) -> Result<Response, i32> {
+        let path = text::clip(&req.path, abi_limits::QUOTE_BYTES);
         if self.report.requests >= u64::from(self.limits.max_requests) {
-            self.report.error(format!("request limit of {} per period reached; {} {} refused", self.limits.max_requests, req.method, req.path));
+            self.report.error(format!("request limit of {} per period reached; {} {path} refused", self.limits.max_requests, req.method));
             return Err(status::LIMIT);
         }
         if new_handle && (self.handles.len() >= hostapi::abi::limits::OPEN_RESPONSES || self.next_handle == i32::MAX) {
             return Err(status::LIMIT);
         }
+        // The body is received into host memory, so it must fit what the handle budget has left.
+        let left = self.limits.handle_bytes.saturating_sub(self.held_bytes());
+        if left == 0 {
+            self.report.error(self.handle_budget_note(&req.method, &path));
+            return Err(status::LIMIT);
+        }
         self.report.requests += 1;
-        match policy::decide(&self.manifest, &self.policy, &req.method, &req.path) {
+        let response = match policy::decide(&self.manifest, &self.policy, &req.method, &req.path) {
             Decision::Deny { status: code, reason } => {
                 self.report.policy_denials += 1;
-                let msg = format!("policy: {} {} denied ({code}): {reason}", req.method, req.path);
+                let msg = format!("policy: {} {path} denied ({code}): {}", req.method, text::clip(&reason.to_string(), abi_limits::QUOTE_BYTES));
                 tracing::warn!(gatherer = %self.gatherer, "{msg}");
                 self.report.warn(msg);
                 Ok(policy::denied_response(code, &reason))
             }
             Decision::Allow => {
                 let deadline = self.deadline.min(Instant::now() + self.limits.request_timeout());
-                self.api.send(&self.gatherer, req, self.limits.response_bytes, deadline).map_err(|e| {
-                    self.report.error(format!("{} {}: {e}", req.method, req.path));
+                let cap = self.limits.response_bytes.min(left);
+                self.api.send(&self.gatherer, req, cap, deadline).map_err(|e| {
+                    if matches!(e, BridgeError::TooLarge { .. }) && cap < self.limits.response_bytes {
+                        self.report.error(self.handle_budget_note(&req.method, &path));
+                        return status::LIMIT;
+                    }
+                    self.report.error(format!("{} {path}: {e}", req.method));
                     e.status()
                 })
             }
+        };
+        if let Ok(r) = &response {
+            self.work(r.body.len());
         }
+        response
+    }
+
+    /// The report error for a request refused because open handles hold too much.
+    fn handle_budget_note(&self, method: &str, path: &str) -> String {
+        format!(
+            "{method} {path} refused: open handles hold {} bytes of host memory and the budget (handleBytes) is {}; close some",
+            self.held_bytes(),
+            self.limits.handle_bytes
+        )
     }
 
     fn open(&mut self, handle: Handle) -> i32 {
@@ -324,32 +431,39 @@ impl HostState {
 
     /// `record`: one record into the archive; an ABI status.
     pub fn record(&mut self, name: &str, data: &[u8]) -> i32 {
+        // The name was copied out of guest memory and is now checked: host work either way.
+        self.work(name.len());
         let quota = self.limits.record_bytes;
         // A bad name is BAD_NAME whatever the quota (ABI.md §5.12's order); the archive checks it.
         let name_ok = hostapi::record::validate_name(name).is_ok();
         if name_ok && self.report.bytes_emitted.saturating_add(data.len() as u64) > quota {
             let left = quota.saturating_sub(self.report.bytes_emitted);
             let msg = format!(
-                "record {name:?} ({} bytes) dropped: the module's record quota of {quota} bytes is reached ({left} bytes left)",
+                "record {} ({} bytes) dropped: the module's record quota of {quota} bytes is reached ({left} bytes left)",
+                text::quote(name),
                 data.len()
             );
             tracing::warn!(gatherer = %self.gatherer, "{msg}");
             self.report.error(msg);
             return status::ARCHIVE_FULL;
         }
-        match self.archive.add(name, data) {
+        let result = self.archive.add(name, data);
+        match result {
             Ok(()) => {
+                // Compressed into the archive: host work the guest pays for.
+                self.work(data.len());
                 self.report.records += 1;
                 self.report.bytes_emitted += data.len() as u64;
                 status::OK
             }
             Err(e) => {
                 let code = e.status();
+                let msg = record_error_message(&e, name);
+                tracing::warn!(gatherer = %self.gatherer, "{msg}");
                 match &e {
-                    RecordError::Duplicate { .. } => self.report.warn(e.to_string()),
-                    _ => self.report.error(e.to_string()),
+                    RecordError::Duplicate { .. } => self.report.warn(msg),
+                    _ => self.report.error(msg),
                 }
-                tracing::warn!(gatherer = %self.gatherer, "{e}");
                 code
             }
         }
@@ -358,6 +472,7 @@ impl HostState {
     /// `list_open`: checks the arguments, fetches the first page of `path` and returns a
     /// list handle (or a status). See ABI.md §5.13.
     pub fn list_open(&mut self, path: &str, fields: &str, flags: i32) -> i32 {
+        self.work(path.len() + fields.len());
         if !valid_path(path) || list::check_path(path).is_err() {
             return status::BAD_ARGUMENT;
         }
@@ -371,6 +486,7 @@ impl HostState {
             Err(code) => return code,
         };
         let mut open = Box::new(OpenList {
+            held: 0,
             path: path.to_owned(),
             fields,
             strip_managed_fields: flags & abi_list::STRIP_MANAGED_FIELDS != 0,
@@ -406,21 +522,48 @@ impl HostState {
 
     /// Makes `response` the list's current page; its HTTP status, or `BAD_ARGUMENT` when a
     /// 2xx body is not a list (the list then ends).
+    /// The projection is bounded while it is built: by the response cap (`TOO_LARGE`) and by
+    /// what the handle budget leaves once the page's items are held (`LIMIT`); either ends
+    /// the list, leaving the previous page readable. `open` is not among the handles while
+    /// this runs, so what it still holds (the previous projection) is counted here.
     fn set_page(&mut self, open: &mut OpenList, req: &Request, response: Response) -> Result<i32, i32> {
         let code = i32::from(response.status);
         open.items = Vec::new();
         open.listed = false;
         open.next = None;
+        open.held = open.page.response.body.len() as u64;
         if !response.is_success() {
+            open.held = response.body.len() as u64;
             open.page = OpenResponse { response, read: 0 };
             return Ok(code);
         }
+        let path = text::clip(&req.path, abi_limits::QUOTE_BYTES).into_owned();
+        self.work(response.body.len());
         let page = list::parse_page(&response.body).map_err(|e| {
-            self.report.error(format!("{} {}: {e}", req.method, req.path));
+            self.report.error(format!("{} {path}: {}", req.method, text::clip(&e, abi_limits::QUOTE_BYTES)));
             status::BAD_ARGUMENT
         })?;
-        let body = open.fields.project(&page.items);
+        drop(response.body);
+        let items_bytes: u64 = page.items.iter().map(|i| i.get().len() as u64).sum();
+        let held = self.held_bytes().saturating_add(open.held);
+        let left = self.limits.handle_bytes.saturating_sub(held.saturating_add(items_bytes));
+        let cap = self.limits.response_bytes.min(left);
+        let body = match open.fields.project(&page.items, cap as usize) {
+            Ok(body) => body,
+            Err(e) => {
+                let (code, what) = if cap < self.limits.response_bytes {
+                    (status::LIMIT, format!("the host memory left for open handles (handleBytes {})", self.limits.handle_bytes))
+                } else {
+                    (status::TOO_LARGE, format!("the response cap (responseBytes {})", self.limits.response_bytes))
+                };
+                self.work(e.built);
+                self.report.error(format!("{} {path}: the projection exceeds {what}; the list ends", req.method));
+                return Err(code);
+            }
+        };
+        self.work(body.len());
         let headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+        open.held = items_bytes + body.len() as u64;
         open.page = OpenResponse { response: Response { status: response.status, headers, body }, read: 0 };
         open.items = page.items;
         open.next = page.next;
@@ -432,6 +575,16 @@ impl HostState {
     /// `ALL_ITEMS`) as a record named by `template`. One item: the record's status. All
     /// items: how many were accepted; refusals are reported as for `record`.
     pub fn list_emit(&mut self, handle: i32, index: i32, template: &str) -> i32 {
+        self.work(template.len());
+        // Every expansion would be longer than a record name may be: refused before any work.
+        if template.len() > abi_limits::TEMPLATE_BYTES {
+            self.report.error(format!(
+                "record name template {} refused: longer than {} bytes",
+                text::quote(template),
+                abi_limits::TEMPLATE_BYTES
+            ));
+            return status::BAD_ARGUMENT;
+        }
         let Ok(tpl) = list::Template::parse(template) else { return status::BAD_ARGUMENT };
         let Some(Handle::List(open)) = self.handles.get_mut(&handle) else { return status::BAD_HANDLE };
         if !open.listed {
@@ -449,10 +602,18 @@ impl HostState {
         let mut last = status::OK;
         for item in &items[range] {
             let (data, meta) = list::render_item(item, strip);
+            self.work(data.len());
             last = match tpl.expand(&meta) {
-                Ok(name) => self.record(&name, &data),
+                Ok(expanded) => {
+                    let code = self.record(&expanded.name, &data);
+                    // Only once accepted: a refused name is reported (capped) by `record`.
+                    if let (status::OK, Some(warning)) = (code, expanded.warning()) {
+                        self.report.warn(warning);
+                    }
+                    code
+                }
                 Err(e) => {
-                    self.report.error(format!("record from template {template:?} refused: {e}"));
+                    self.report.error(format!("record from template {} refused: {e}", text::quote(template)));
                     status::BAD_NAME
                 }
             };
@@ -462,6 +623,28 @@ impl HostState {
             open.items = items;
         }
         if index == abi_list::ALL_ITEMS { accepted } else { last }
+    }
+}
+
+/// The report entry for a refused record, quoting `name` cut to `QUOTE_BYTES` (the error's
+/// own text would quote all of it).
+fn record_error_message(e: &RecordError, name: &str) -> String {
+    let q = text::quote(name);
+    match e {
+        RecordError::BadName { source, .. } => format!("record {q} refused: {source}"),
+        RecordError::Duplicate { .. } => format!("record {q} already exists; the first one was kept"),
+        RecordError::ArchiveFull { size, remaining, .. } => {
+            format!("record {q} ({size} bytes) dropped: archive size cap reached ({remaining} bytes left)")
+        }
+        RecordError::Io { source, .. } => format!("record {q} lost: writing the archive failed: {source}"),
+        RecordError::ShadowsDirectory { .. } => {
+            format!("record {q} refused: the archive already has records under {}/, so it cannot also be a file", q)
+        }
+        RecordError::UnderFile { file, .. } => {
+            format!("record {q} refused: {} is already a record (a file), so it cannot also be a directory", text::quote(file))
+        }
+        #[allow(unreachable_patterns)]
+        _ => text::clip(&e.to_string(), abi_limits::REPORT_ENTRY_BYTES).into_owned(),
     }
 }
 
@@ -522,6 +705,26 @@ fn read_str(caller: &Caller<'_, HostState>, ptr: i32, len: i32) -> Result<String
     String::from_utf8(bytes).map_err(|_| status::BAD_ARGUMENT)
 }
 
+/// Charges the host work the last call did to the guest's total fuel budget, as a debt the
+/// sandbox collects before the next slice. When the debt takes the run past its budget, the
+/// slice is emptied so the guest stops at its next instruction (kind `fuel`).
+///
+/// The slice is not drawn down otherwise: wasmi also takes fuel to compile a function on its
+/// first call, and an emptied slice there would end the run even within budget.
+fn charge_work(caller: &mut Caller<'_, HostState>) {
+    let owed = std::mem::take(&mut caller.data_mut().work_fuel);
+    if owed == 0 {
+        return;
+    }
+    let left = caller.get_fuel().unwrap_or(0);
+    let state = caller.data_mut();
+    state.fuel_debt = state.fuel_debt.saturating_add(owed);
+    let used = state.fuel_added.saturating_sub(left).saturating_add(state.fuel_debt);
+    if used >= state.limits.fuel {
+        let _ = caller.set_fuel(0);
+    }
+}
+
 /// "Fits → write and return the size; does not fit → write nothing, return the size needed."
 fn copy_out(caller: &mut Caller<'_, HostState>, bytes: &[u8], buf: i32, buf_len: i32) -> i32 {
     // The buffer must be valid even when nothing is written: a bad pointer is always reported.
@@ -549,10 +752,11 @@ pub fn linker(engine: &wasmi::Engine) -> Linker<HostState> {
             if !(level::DEBUG..=level::PANIC).contains(&lvl) {
                 return status::BAD_ARGUMENT;
             }
-            let len = (len as u32).min(MAX_LOG_BYTES as u32) as i32;
+            let len = (len as u32).min(abi_limits::LOG_LINE_BYTES as u32) as i32;
             let Some(bytes) = read_guest(&caller, ptr, len) else { return status::BAD_POINTER };
             let msg = String::from_utf8_lossy(&bytes).into_owned();
             caller.data_mut().log(lvl, &msg);
+            charge_work(&mut caller);
             status::OK
         })
         .expect("log is defined once");
@@ -589,7 +793,9 @@ pub fn linker(engine: &wasmi::Engine) -> Linker<HostState> {
                     return status::TOO_LARGE;
                 }
                 let Some(body) = read_guest(&caller, bp, bl) else { return status::BAD_POINTER };
-                caller.data_mut().request(Request { method, path, headers, body })
+                let code = caller.data_mut().request(Request { method, path, headers, body });
+                charge_work(&mut caller);
+                code
             },
         )
         .expect("request is defined once");
@@ -661,7 +867,9 @@ pub fn linker(engine: &wasmi::Engine) -> Linker<HostState> {
             // The record is compressed straight out of guest memory, with no copy.
             let (data, state) = memory.data_and_store_mut(&mut caller);
             let start = dp as u32 as usize;
-            state.record(&name, &data[start..start + dl as u32 as usize])
+            let code = state.record(&name, &data[start..start + dl as u32 as usize]);
+            charge_work(&mut caller);
+            code
         })
         .expect("record is defined once");
     linker
@@ -677,12 +885,18 @@ pub fn linker(engine: &wasmi::Engine) -> Linker<HostState> {
                     Ok(f) => f,
                     Err(code) => return code,
                 };
-                caller.data_mut().list_open(&path, &fields, flags)
+                let code = caller.data_mut().list_open(&path, &fields, flags);
+                charge_work(&mut caller);
+                code
             },
         )
         .expect("list_open is defined once");
     linker
-        .func_wrap(m, "list_next", |mut caller: Caller<'_, HostState>, h: i32| -> i32 { caller.data_mut().list_next(h) })
+        .func_wrap(m, "list_next", |mut caller: Caller<'_, HostState>, h: i32| -> i32 {
+            let code = caller.data_mut().list_next(h);
+            charge_work(&mut caller);
+            code
+        })
         .expect("list_next is defined once");
     linker
         .func_wrap(m, "list_emit", |mut caller: Caller<'_, HostState>, h: i32, index: i32, np: i32, nl: i32| -> i32 {
@@ -690,7 +904,9 @@ pub fn linker(engine: &wasmi::Engine) -> Linker<HostState> {
                 Ok(t) => t,
                 Err(code) => return code,
             };
-            caller.data_mut().list_emit(h, index, &template)
+            let code = caller.data_mut().list_emit(h, index, &template);
+            charge_work(&mut caller);
+            code
         })
         .expect("list_emit is defined once");
     linker

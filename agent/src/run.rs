@@ -16,7 +16,7 @@ use crate::metrics::Metrics;
 use crate::pdk::Api;
 use crate::retention::{self, Retention};
 use crate::upload::UploadConfig;
-use crate::sandbox::Sandbox;
+use crate::sandbox::{LimitError, Sandbox};
 use crate::state::{StateDir, StateError};
 use crate::status::{now, ArchiveStatus, StatusBoard};
 use crate::update::{self, Ctx, DirSource, IndexSettings, IndexSource, ModuleSet, SourceKind, Staging};
@@ -79,12 +79,60 @@ impl RunConfig {
     }
 }
 
+/// Largest values of the periodic agent's own settings: enough for any real deployment,
+/// small enough that no clock or timer arithmetic on them can overflow.
+pub mod maxima {
+    use std::time::Duration;
+    /// Between period starts: 30 days.
+    pub const PERIOD: Duration = Duration::from_secs(30 * 86400);
+    /// Between index polls: 30 days.
+    pub const POLL_INTERVAL: Duration = Duration::from_secs(30 * 86400);
+    /// One download or poll: 1 hour.
+    pub const HTTP_TIMEOUT: Duration = Duration::from_secs(3600);
+    /// Letting a period finish on shutdown: 1 hour.
+    pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3600);
+    /// Archive retention by age: 100 years.
+    pub const MAX_ARCHIVE_AGE: Duration = Duration::from_secs(100 * 365 * 86400);
+    /// One module download: 1 GiB.
+    pub const MODULE_BYTES: u64 = 1024 * 1024 * 1024;
+}
+
+impl RunConfig {
+    /// Checks every duration and size against [`maxima`], and the agent config's limits.
+    /// Flags, the environment and the config file all end up here.
+    pub fn validate(&self) -> Result<(), LimitError> {
+        let ms = Duration::from_millis(1);
+        let checks = [
+            ("period", self.period, ms, maxima::PERIOD),
+            ("pollInterval", self.poll_interval, ms, maxima::POLL_INTERVAL),
+            ("httpTimeout", self.http_timeout, ms, maxima::HTTP_TIMEOUT),
+            ("shutdownGrace", self.shutdown_grace, Duration::ZERO, maxima::SHUTDOWN_GRACE),
+            ("maxArchiveAge", self.retention.max_age.unwrap_or(ms), ms, maxima::MAX_ARCHIVE_AGE),
+        ];
+        for (field, value, min, max) in checks {
+            if value < min || value > max {
+                return Err(LimitError::DurationOutOfRange { field, value, min, max });
+            }
+        }
+        if !(0.0..1.0).contains(&self.jitter) {
+            return Err(LimitError::Malformed { who: "jitter".into(), message: format!("must be in [0, 1), got {}", self.jitter) });
+        }
+        if !(1..=maxima::MODULE_BYTES).contains(&self.max_module_bytes) {
+            return Err(LimitError::OutOfRange { field: "maxModuleBytes", value: self.max_module_bytes, min: 1, max: maxima::MODULE_BYTES });
+        }
+        self.agent.validate()
+    }
+}
+
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// Neither an index URL nor a modules directory.
     #[error("no module source: give --index-url and/or --modules-dir")]
     NoSource,
+    /// A setting or limit is out of range.
+    #[error("invalid setting: {0}")]
+    Invalid(#[from] LimitError),
     /// The state directory is unusable (or locked by another agent).
     #[error(transparent)]
     State(#[from] StateError),
@@ -130,6 +178,7 @@ impl Agent {
         if cfg.index_url.is_none() && cfg.modules_dir.is_none() {
             return Err(RunError::NoSource);
         }
+        cfg.validate()?;
         if let Some(d) = &cfg.modules_dir {
             if !d.is_dir() {
                 return Err(RunError::NoModulesDir(d.clone()));
@@ -217,6 +266,9 @@ impl Agent {
                 Ok(None) => {}
                 Err(e) => self.staging.refuse("state dir", &format!("restore: {e}")),
             }
+            for p in source.take_problems() {
+                self.staging.refuse("state dir", &format!("damaged: {p}"));
+            }
             tasks.push(tokio::spawn(update::poll_loop(
                 source,
                 self.ctx.clone(),
@@ -278,7 +330,8 @@ impl Agent {
             }
             let spread = 1.0 + self.cfg.jitter * (update::random_unit() * 2.0 - 1.0);
             // Periods start on schedule; one that overran its slot is followed at once.
-            next = started + self.cfg.period.mul_f64(spread);
+            let slot = self.cfg.period.mul_f64(spread);
+            next = started.checked_add(slot).unwrap_or(started);
         }
         tracing::info!("shutting down");
         // Await the aborted tasks so everything they hold (the state dir lock) is released

@@ -1,5 +1,9 @@
 //! `gather-agent serve`: a small static file server for publish sites, with strong ETags and
 //! `If-None-Match` → 304, so agents' unchanged polls cost a few hundred bytes.
+//!
+//! Only regular files inside the site directory are served: a path is resolved (symlinks
+//! included) and must still lie under the site's own resolved directory, so a symlink in the
+//! site cannot publish `/etc/passwd` or anything else outside it.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -14,6 +18,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 struct ServeState {
+    /// The site directory, canonicalized once at start.
     root: PathBuf,
     requests: Mutex<BTreeMap<String, (u64, u64)>>,
 }
@@ -58,7 +63,7 @@ impl Drop for ServeHandle {
 pub async fn start(root: &Path, listen: SocketAddr) -> std::io::Result<ServeHandle> {
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let state = Arc::new(ServeState { root: root.to_owned(), requests: Mutex::new(BTreeMap::new()) });
+    let state = Arc::new(ServeState { root: tokio::fs::canonicalize(root).await?, requests: Mutex::new(BTreeMap::new()) });
     let (tx, rx) = tokio::sync::oneshot::channel();
     let app = router(state.clone());
     let task = tokio::spawn(async move {
@@ -76,7 +81,7 @@ fn router(state: Arc<ServeState>) -> Router {
 
 /// Serves `root` until `shutdown` resolves.
 pub async fn serve(listener: TcpListener, root: &Path, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    let state = Arc::new(ServeState { root: root.to_owned(), requests: Mutex::new(BTreeMap::new()) });
+    let state = Arc::new(ServeState { root: tokio::fs::canonicalize(root).await?, requests: Mutex::new(BTreeMap::new()) });
     run(listener, router(state), shutdown).await
 }
 
@@ -107,6 +112,13 @@ async fn file(State(state): State<Arc<ServeState>>, req: Request) -> Response {
     resp
 }
 
+/// `root/rel` resolved, when it is a regular file under `root` (itself canonical).
+async fn contained(root: &Path, rel: &str) -> Option<PathBuf> {
+    let path = tokio::fs::canonicalize(root.join(rel)).await.ok()?;
+    let is_file = tokio::fs::metadata(&path).await.ok()?.is_file();
+    (is_file && path.starts_with(root) && path != root).then_some(path)
+}
+
 async fn respond(state: &ServeState, method: &Method, path: &str, if_none_match: Option<&HeaderValue>) -> Response {
     if method != Method::GET && method != Method::HEAD {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, HEAD")], "read-only\n").into_response();
@@ -116,7 +128,10 @@ async fn respond(state: &ServeState, method: &Method, path: &str, if_none_match:
     if !safe {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     }
-    let bytes = match tokio::fs::read(state.root.join(rel)).await {
+    let Some(path) = contained(&state.root, rel).await else {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    };
+    let bytes = match tokio::fs::read(&path).await {
         Ok(b) => b,
         Err(_) => return (StatusCode::NOT_FOUND, "not found\n").into_response(),
     };

@@ -27,7 +27,8 @@ use crate::gather::ModuleSpec;
 use crate::index::{self, Index, IndexEntry};
 use crate::policy;
 use crate::sandbox::{sha256_hex, Sandbox};
-use crate::state::{Accepted, StateDir};
+use crate::redact;
+use crate::state::{Accepted, SerialFloor, StateDir};
 use crate::status::{now, ModuleStatus, PollStatus, SetStatus, StatusBoard};
 
 /// A module of a set, with where it came from.
@@ -278,8 +279,17 @@ impl std::fmt::Debug for Part {
 /// The index source: polling, downloading and verifying.
 pub struct IndexSource {
     settings: IndexSettings,
+    /// The index URL as it may be shown (no credentials, no query values).
+    shown_url: String,
     http: reqwest::Client,
+    /// The index whose modules are staged (for `If-None-Match` and "unchanged").
     accepted: Option<Accepted>,
+    /// The rollback floor, read from the state dir once and raised with every acceptance.
+    /// It is independent of `accepted`: a restore that fails (a damaged cache) leaves the
+    /// agent without a staged index, never without its floor.
+    floor: Option<SerialFloor>,
+    floor_loaded: bool,
+    problems: Vec<String>,
     /// Module downloads made (for status, metrics and tests).
     pub downloads: u64,
 }
@@ -333,28 +343,70 @@ impl IndexSource {
             .user_agent(concat!("gather-agent/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("an HTTP client builds");
-        IndexSource { settings, http, accepted: None, downloads: 0 }
+        let shown_url = redact::url(&settings.url);
+        IndexSource { settings, shown_url, http, accepted: None, floor: None, floor_loaded: false, problems: Vec::new(), downloads: 0 }
     }
 
-    /// The index URL.
+    /// The index URL, redacted (userinfo and query values hidden): the only form shown.
     pub fn url(&self) -> &str {
-        self.settings.url.as_str()
+        &self.shown_url
+    }
+
+    /// Problems found in the state dir (a damaged `serial.json`), once, for reporting.
+    pub fn take_problems(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.problems)
+    }
+
+    /// The highest accepted serial known, if any.
+    pub fn floor(&self) -> Option<&SerialFloor> {
+        self.floor.as_ref()
+    }
+
+    fn load_floor(&mut self, ctx: &Ctx) {
+        if self.floor_loaded {
+            return;
+        }
+        let reading = ctx.state.serial_floor(&self.shown_url);
+        for p in &reading.problems {
+            tracing::error!("state dir: {p}");
+        }
+        // A floor known only from accepted.json (an older agent's state, or a damaged
+        // serial.json) is written down at once, so losing accepted.json later loses nothing.
+        if let Some(f) = &reading.floor {
+            if let Err(e) = ctx.state.raise_serial_floor(f) {
+                self.problems.push(format!("cannot write serial.json: {e}"));
+            }
+        }
+        self.problems.extend(reading.problems);
+        self.floor = reading.floor;
+        self.floor_loaded = true;
+    }
+
+    /// `msg` with every trace of the index URL's secrets removed (library errors quote URLs).
+    fn scrub(&self, msg: String) -> String {
+        redact::scrub(&msg, &self.settings.url)
     }
 
     /// Restores the last accepted index from the state dir, verified again (signature and
     /// every module's sha256). Expiry is only warned about: it guards *accepting* stale
     /// indexes, and the last-known-good set is better than gathering nothing.
+    ///
+    /// The rollback floor is read first and kept whatever happens next: when a cached module
+    /// is damaged, the restore fails, and the next poll downloads and verifies everything
+    /// again, still refusing any serial below the floor.
     pub fn restore(&mut self, ctx: &Ctx) -> Result<Option<Part>, String> {
+        self.load_floor(ctx);
         let Some((bytes, sig, accepted)) = ctx.state.load_accepted() else { return Ok(None) };
-        if accepted.url != self.settings.url.as_str() {
-            return Err(format!("the state dir holds an index from {}, not {}; ignoring it", accepted.url, self.settings.url));
+        let recorded = redact::url_str(&accepted.url);
+        if recorded != self.shown_url {
+            return Err(format!("the state dir holds an index from {recorded}, not {}; ignoring it", self.shown_url));
         }
         if sha256_hex(&bytes) != accepted.sha256 {
             return Err("the persisted index does not match its recorded sha256".into());
         }
         if let Some(key) = &self.settings.public_key {
-            let sig = sig.ok_or("the persisted index has no signature, and a public key is configured")?;
-            index::verify(key, &bytes, &sig).map_err(|e| e.to_string())?;
+            let sig = sig.as_deref().ok_or("the persisted index has no signature, and a public key is configured")?;
+            index::verify(key, &bytes, sig).map_err(|e| e.to_string())?;
         }
         let index = Index::parse(&bytes).map_err(|e| e.to_string())?;
         if let Err(e) = index.check_expiry(time::OffsetDateTime::now_utc()) {
@@ -369,31 +421,47 @@ impl IndexSource {
             let spec = ctx.spec(&bytes, Some(entry))?;
             part.modules.push(ActiveModule { spec, source: format!("index serial {} (restored from the state dir)", index.serial) });
         }
-        self.accepted = Some(Accepted { etag: None, ..accepted });
+        if accepted.url != recorded {
+            // Written by an older agent with the raw URL: rewrite it without the secrets.
+            let clean = Accepted { url: recorded, ..accepted.clone() };
+            if let Err(e) = ctx.state.save_accepted(&bytes, sig.as_deref(), &clean) {
+                tracing::warn!("rewriting accepted.json without credentials: {e}");
+            }
+        }
+        self.accepted = Some(Accepted { etag: None, url: self.shown_url.clone(), ..accepted });
         Ok(Some(part))
     }
 
     /// Polls once: conditional GET, then full verification of anything new.
     pub async fn poll(&mut self, ctx: &Ctx) -> PollOutcome {
+        match self.poll_inner(ctx).await {
+            PollOutcome::Refused(r) => PollOutcome::Refused(self.scrub(r)),
+            PollOutcome::Failed(r) => PollOutcome::Failed(self.scrub(r)),
+            other => other,
+        }
+    }
+
+    async fn poll_inner(&mut self, ctx: &Ctx) -> PollOutcome {
+        self.load_floor(ctx);
         let mut req = self.http.get(self.settings.url.clone()).timeout(self.settings.timeout);
         if let Some(etag) = self.accepted.as_ref().and_then(|a| a.etag.clone()) {
             req = req.header(reqwest::header::IF_NONE_MATCH, etag);
         }
         let resp = match req.send().await {
             Ok(r) => r,
-            Err(e) => return PollOutcome::Failed(format!("GET {}: {}", self.settings.url, chain(&e))),
+            Err(e) => return PollOutcome::Failed(format!("GET {}: {}", self.shown_url, chain(&e))),
         };
         if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
             return PollOutcome::NotModified;
         }
         if !resp.status().is_success() {
-            return PollOutcome::Failed(format!("GET {}: HTTP {}", self.settings.url, resp.status()));
+            return PollOutcome::Failed(format!("GET {}: HTTP {}", self.shown_url, resp.status()));
         }
         let etag = resp.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let bytes = match read_capped(resp, index::MAX_INDEX_BYTES as u64).await {
             Ok(b) => b,
             Err(None) => return PollOutcome::Refused(format!("too-large: the index is larger than {} bytes", index::MAX_INDEX_BYTES)),
-            Err(Some(e)) => return PollOutcome::Failed(format!("reading {}: {e}", self.settings.url)),
+            Err(Some(e)) => return PollOutcome::Failed(format!("reading {}: {e}", self.shown_url)),
         };
         let sha = sha256_hex(&bytes);
         if let Some(a) = &mut self.accepted {
@@ -414,10 +482,13 @@ impl IndexSource {
         let sig = match &self.settings.public_key {
             None => None,
             Some(key) => {
-                let sig_url = format!("{}.sig", self.settings.url);
-                let resp = self
-                    .http
-                    .get(&sig_url)
+                // `index.json.sig` beside the index, with the index URL's query (a token).
+                let mut sig_url = self.settings.url.clone();
+                sig_url.set_path(&format!("{}.sig", self.settings.url.path()));
+                sig_url.set_fragment(None);
+                let sig_req = self.http.get(sig_url.clone());
+                let sig_url = redact::url(&sig_url);
+                let resp = sig_req
                     .timeout(self.settings.timeout)
                     .send()
                     .await
@@ -437,14 +508,16 @@ impl IndexSource {
             }
         };
         let index = Index::parse(bytes).map_err(|e| Refused(format!("malformed: {e}")))?;
-        if let Some(a) = &self.accepted {
-            if index.serial < a.serial {
+        if let Some(f) = &self.floor {
+            if index.serial < f.serial {
                 return Err(Refused(format!(
                     "rollback: serial {} is lower than the accepted serial {}",
-                    index.serial, a.serial
+                    index.serial, f.serial
                 )));
             }
-            if index.serial == a.serial {
+            // The same serial with the same bytes is the accepted index itself, verified
+            // again (after a damaged cache, say); with other bytes it is a replay.
+            if index.serial == f.serial && f.sha256 != sha {
                 return Err(Refused(format!(
                     "replay: serial {} was already accepted with different content",
                     index.serial
@@ -471,9 +544,15 @@ impl IndexSource {
                 return Err(Refused(format!("size-mismatch: {}: the index says {} bytes, the module has {}", entry.name, entry.size, module_bytes.len())));
             }
             let spec = ctx.spec(&module_bytes, Some(entry)).map_err(|e| Refused(format!("{}: {e}", entry.name)))?;
-            part.modules.push(ActiveModule { spec, source: format!("index serial {} ({})", index.serial, self.settings.url) });
+            part.modules.push(ActiveModule { spec, source: format!("index serial {} ({})", index.serial, self.shown_url) });
         }
-        let accepted = Accepted { url: self.settings.url.to_string(), serial: index.serial, etag, sha256: sha.to_owned() };
+        // The floor first: if persisting fails halfway, it is ahead of accepted.json, never behind.
+        let floor = SerialFloor { url: self.shown_url.clone(), serial: index.serial, sha256: sha.to_owned() };
+        ctx.state
+            .raise_serial_floor(&floor)
+            .map_err(|e| Failed(format!("persisting the rollback floor (serial.json): {e}")))?;
+        self.floor = Some(floor);
+        let accepted = Accepted { url: self.shown_url.clone(), serial: index.serial, etag, sha256: sha.to_owned() };
         ctx.state
             .save_accepted(bytes, sig.as_deref(), &accepted)
             .map_err(|e| Failed(format!("persisting the accepted index: {e}")))?;
@@ -483,21 +562,19 @@ impl IndexSource {
 
     async fn download(&mut self, entry: &IndexEntry) -> Result<Vec<u8>, Verdict> {
         use Verdict::{Failed, Refused};
-        let url = self
-            .settings
-            .url
-            .join(&entry.url)
-            .map_err(|e| Refused(format!("malformed: {}: url {:?}: {e}", entry.name, entry.url)))?;
+        let url = index::module_url(&self.settings.url, &entry.url)
+            .map_err(|e| Refused(format!("malformed: gatherer {:?}: url {:?}: {e}", entry.name, entry.url)))?;
         self.downloads += 1;
+        let shown = redact::url(&url);
         let resp = self
             .http
             .get(url.clone())
             .timeout(self.settings.timeout)
             .send()
             .await
-            .map_err(|e| Failed(format!("downloading {} from {url}: {}", entry.name, chain(&e))))?;
+            .map_err(|e| Failed(format!("downloading {} from {shown}: {}", entry.name, chain(&e))))?;
         if !resp.status().is_success() {
-            return Err(Failed(format!("downloading {} from {url}: HTTP {}", entry.name, resp.status())));
+            return Err(Failed(format!("downloading {} from {shown}: HTTP {}", entry.name, resp.status())));
         }
         let cap = entry.size.min(self.settings.max_module_bytes);
         let bytes = read_capped(resp, cap).await.map_err(|e| match e {

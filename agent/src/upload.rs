@@ -99,7 +99,8 @@ pub async fn upload(client: &reqwest::Client, cfg: &UploadConfig, archive: &Path
                     .map(Duration::from_secs)
             }
             Err(e) => {
-                last = e.to_string();
+                // reqwest quotes the URL; the upload URL may carry credentials.
+                last = crate::redact::scrub(&format!("POST {}: {}", crate::redact::url(&cfg.url), e.without_url()), &cfg.url);
                 None
             }
         };

@@ -806,6 +806,7 @@ fn run_host_case(case: &HostCase, stats: &Mutex<HostStats>) -> Result<(), TestCa
     let policy = ModulePolicy {
         allow_methods: if case.allow_post { vec!["POST".into()] } else { Vec::new() },
         allow_secrets: case.allow_secrets,
+        ..ModulePolicy::default()
     };
     let api = Arc::new(FakeApi {
         manifest: fx.module.manifest.clone(),

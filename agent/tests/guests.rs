@@ -98,7 +98,7 @@ async fn policy_denials_never_touch_the_api() {
     let (result, _work) = common::period(&sim, &modules, AgentConfig::default()).await;
     assert_eq!(sim.request_count(), before, "denied requests are answered locally");
     let records = common::records(&result.archive);
-    for (name, code) in [("secrets", "403"), ("undeclared", "403"), ("nonget", "405")] {
+    for (name, code) in [("undeclared", "403"), ("nonget", "405")] {
         let r = report(&result.metadata.status_reports, name);
         assert_eq!(r.error_kind.as_deref(), Some("policy"), "{r:?}");
         assert_eq!(r.requests, 1);
@@ -106,8 +106,12 @@ async fn policy_denials_never_touch_the_api() {
         assert!(warning.starts_with("policy:") && warning.contains(code), "{warning}");
         assert!(records.contains_key(&format!("test/{name}-denied.txt")), "the guest saw the denial as a response");
     }
+    // A module declaring Secrets without the operator's allowance never runs: activation
+    // refuses it (docs/SECURITY.md, the denial table), so it makes no request at all.
     let secrets = report(&result.metadata.status_reports, "secrets");
-    assert!(secrets.warnings.as_ref().unwrap()[0].contains("secrets are never read"));
+    assert_eq!(secrets.error_kind.as_deref(), Some("load"), "{secrets:?}");
+    assert!(secrets.errors.as_ref().unwrap()[0].contains("could read Secrets"), "{secrets:?}");
+    assert!(!records.contains_key("test/secrets-denied.txt"));
     let undeclared = report(&result.metadata.status_reports, "undeclared");
     assert!(undeclared.warnings.as_ref().unwrap()[0].contains("not among the module's declared permissions"));
 
@@ -184,7 +188,7 @@ fn start_functions_and_malformed_markers_are_refused() {
         r#"(func $s (loop $l (br $l))) (start $s)
            (func (export "gather_abi_version_1")) (func (export "gather") (result i32) (i32.const 0))"#,
     );
-    assert!(matches!(sandbox.load(&with_start), Err(LoadError::Invalid(_))), "a start function would run outside the deadline");
+    assert!(matches!(sandbox.load(&with_start), Err(LoadError::StartFunction)), "a start function would run outside the deadline");
     let global_marker = inline(r#"(global (export "gather_abi_version_1") i32 (i32.const 1)) (func (export "gather") (result i32) (i32.const 0))"#);
     assert!(matches!(sandbox.load(&global_marker), Err(LoadError::BadExport(_))));
     let bad_entry = inline(r#"(func (export "gather_abi_version_1")) (func (export "gather") (param i32) (result i32) (i32.const 0))"#);

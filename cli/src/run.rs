@@ -80,7 +80,7 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<(agent::run::RunConfig, Option<P
         .context("no state directory: pass --state-dir DIR (or GATHER_AGENT_STATE_DIR, or run.stateDir in the config)")?;
     let mut cfg = agent::run::RunConfig::new(out, state);
     if let Some(u) = args.index_url.or(f.index_url) {
-        cfg.index_url = Some(reqwest::Url::parse(&u).with_context(|| format!("index URL {u:?}"))?);
+        cfg.index_url = Some(reqwest::Url::parse(&u).with_context(|| format!("index URL {}", agent::redact::url_str(&u)))?);
     }
     cfg.modules_dir = args.modules_dir.or(f.modules_dir);
     if let Some(p) = args.period.or(f.period) {
@@ -112,7 +112,7 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<(agent::run::RunConfig, Option<P
         cfg.retention.max_age = Some(duration("max archive age", &a)?);
     }
     if let Some(u) = args.upload_url.or(f.upload_url) {
-        let mut up = agent::upload::UploadConfig::new(reqwest::Url::parse(&u).with_context(|| format!("upload URL {u:?}"))?);
+        let mut up = agent::upload::UploadConfig::new(reqwest::Url::parse(&u).with_context(|| format!("upload URL {}", agent::redact::url_str(&u)))?);
         up.token_file = args.upload_token_file.or(f.upload_token_file);
         cfg.upload = Some(up);
     }
@@ -134,7 +134,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         tracing::info!("endpoints: http://{addr}/healthz /readyz /metrics /status");
     }
     tracing::info!(
-        index = cfg.index_url.as_ref().map(|u| u.as_str()).unwrap_or("-"),
+        index = %cfg.index_url.as_ref().map(agent::redact::url).unwrap_or_else(|| "-".into()),
         modules_dir = %cfg.modules_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "-".into()),
         out = %cfg.out_dir.display(),
         period = %humantime::format_duration(cfg.period),

@@ -116,4 +116,30 @@ pub mod limits {
     pub const RECORD_SEGMENT_BYTES: usize = 255;
     /// Maximum bytes in a whole record name.
     pub const RECORD_NAME_BYTES: usize = 1024;
+    /// Longest `list_emit` record name template; a longer one is `BAD_ARGUMENT` (its
+    /// expansions could never be valid record names, and each would cost host work).
+    pub const TEMPLATE_BYTES: usize = 4 * RECORD_NAME_BYTES;
+    /// Host memory one gatherer's open handles may hold together: response bodies, list
+    /// pages and their projections. A request or page past it is refused with `LIMIT`.
+    pub const HANDLE_BYTES: u64 = 64 * 1024 * 1024;
+    /// Fuel charged per byte of work the host does for a guest (receiving and parsing a
+    /// response or page, building a projection, rendering and compressing a record, logging).
+    pub const HOST_WORK_FUEL_PER_BYTE: u64 = 4;
+    /// Log bytes one gatherer may write to the host log per period.
+    pub const LOG_BYTES: u64 = 1024 * 1024;
+    /// Log lines one gatherer may write to the host log per period.
+    pub const LOG_LINES: u64 = 10_000;
+    /// Longest log message kept; the rest is cut.
+    pub const LOG_LINE_BYTES: usize = 8 * 1024;
+    /// Longest guest-derived string (a record name, template, path, header name) quoted in a
+    /// report entry or a host log line; longer ones end in `…(N bytes)`.
+    pub const QUOTE_BYTES: usize = 256;
+    /// Longest report entry (one warning or error, or the panic message).
+    pub const REPORT_ENTRY_BYTES: usize = 1024;
+    /// Most entries in each of a report's `warnings` and `errors`.
+    pub const REPORT_ENTRIES: usize = 200;
+    /// Most bytes in all of one report's `warnings` and `errors` together.
+    pub const REPORT_BYTES: usize = 64 * 1024;
+    /// Most bytes of `insights-operator/gathers.json`; past it, reports are trimmed.
+    pub const GATHERS_JSON_BYTES: usize = 4 * 1024 * 1024;
 }

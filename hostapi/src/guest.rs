@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::abi::{level, status};
 use crate::http::{Request, Response, FORWARDED_RESPONSE_HEADERS};
-use crate::record::{validate_name, NameError};
+use crate::record::{shorten_name, validate_name, NameError};
 
 /// What can go wrong in a gatherer's host calls.
 #[derive(Debug)]
@@ -54,6 +54,38 @@ impl std::fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+impl Error {
+    /// Whether this is the refusal of one record (a bad name, a duplicate, the archive full),
+    /// already reported in the gatherer's report by the host or the SDK. A gatherer should
+    /// skip that record and go on with the next (see [`skip_refused`]).
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Error::Name(_) => true,
+            Error::Host { call: "record" | "list_emit", code } => {
+                matches!(*code, status::BAD_NAME | status::DUPLICATE | status::ARCHIVE_FULL)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Turns the refusal of one record ([`Error::is_refusal`], already reported) into `Ok(false)`,
+/// so one item that cannot be recorded never stops a gatherer; `Ok(true)` when it was
+/// recorded. Other errors pass through.
+///
+/// ```ignore
+/// for obj in objects {
+///     guest::skip_refused(guest::record_json(&format!("config/x/{}.json", guest::name_of(&obj)), obj))?;
+/// }
+/// ```
+pub fn skip_refused(result: Result<()>) -> Result<bool> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(e) if e.is_refusal() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
 
 /// Result type for gatherer code.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -398,8 +430,9 @@ pub fn list_all(path: &str) -> Result<Vec<Value>> {
 ///
 /// The host pages through the list and writes the records itself (ABI §5.13): the items never
 /// enter the gatherer, so this costs the same in wasm as natively and memory stays bounded by
-/// one page. A record the archive refuses (duplicate, size cap) is reported by the host and
-/// skipped; a non-2xx page ends the list with [`Error::Status`].
+/// one page. A record the archive refuses (bad name, duplicate, size cap) is reported by the
+/// host and skipped; a segment over 255 bytes is shortened (ABI.md §7) with a warning; a
+/// non-2xx page ends the list with [`Error::Status`].
 ///
 /// ```ignore
 /// guest::emit_list("/api/v1/nodes", "config/node/{name}.json")?;
@@ -425,6 +458,7 @@ pub fn emit_list(path: &str, template: &str) -> Result<u64> {
 /// while let Some(page) = pods.next_page()? {
 ///     for pod in page.items() {
 ///         if pod["/status/phase"] == "Failed" {
+///             // `false` when this pod was refused (reported by the host): go on.
 ///             pod.emit("config/pod/{namespace}/{name}.json")?;
 ///         }
 ///     }
@@ -533,11 +567,17 @@ impl Item<'_> {
     /// Emits the whole item (as the API server sent it, without `metadata.managedFields`) as
     /// the record named by `template` (`{name}` and `{namespace}` are the item's). The item
     /// itself never enters the gatherer.
-    pub fn emit(&self, template: &str) -> Result<()> {
-        match backend::list_emit(self.list.handle, self.index as i32, template) {
+    ///
+    /// `Ok(true)` when recorded; `Ok(false)` when the archive refused this one item (bad
+    /// name, duplicate, size cap): the host has reported why, and the gatherer goes on with
+    /// the next item. `Err` only for what affects every item (a bad template or handle).
+    /// A segment over 255 bytes is shortened by the host (ABI.md §7), with a warning.
+    pub fn emit(&self, template: &str) -> Result<bool> {
+        let code = backend::list_emit(self.list.handle, self.index as i32, template);
+        skip_refused(match code {
             status::OK => Ok(()),
             code => Err(Error::Host { call: "list_emit", code }),
-        }
+        })
     }
 }
 
@@ -562,9 +602,28 @@ fn encode(s: &str) -> String {
 }
 
 /// Emits a record into the period's archive.
+///
+/// A segment over 255 bytes (a long Kubernetes name plus `.json`) is shortened by the ABI's
+/// rule ([`crate::record::shorten_name`], as the host does for templates) and logged as a
+/// warning. A name that is still invalid is reported as an error and refused here, without
+/// calling the host. A refusal ([`Error::is_refusal`]) concerns this record only: see
+/// [`skip_refused`].
 pub fn record(name: &str, data: impl AsRef<[u8]>) -> Result<()> {
-    validate_name(name).map_err(Error::Name)?;
-    match backend::record(name, data.as_ref()) {
+    let name = shorten_name(name);
+    if let Err(e) = validate_name(&name) {
+        // Quoted with a cap: the name may be any size.
+        let shown: String = name.chars().take(200).collect();
+        let more = if shown.len() < name.len() { format!("… ({} bytes)", name.len()) } else { String::new() };
+        error(format!("record {shown:?}{more} refused: {e}"));
+        return Err(Error::Name(e));
+    }
+    if let std::borrow::Cow::Owned(short) = &name {
+        warn(format!(
+            "record name shortened to {short:?}: a segment exceeded {} bytes (ABI.md §7)",
+            crate::abi::limits::RECORD_SEGMENT_BYTES
+        ));
+    }
+    match backend::record(&name, data.as_ref()) {
         status::OK => Ok(()),
         code => Err(Error::Host { call: "record", code }),
     }
@@ -708,4 +767,81 @@ macro_rules! gatherer {
 macro_rules! __gather_perms {
     () => { "" };
     ($first:literal $(, $rest:literal)*) => { concat!("\"", $first, "\"" $(, ",\"", $rest, "\"")*) };
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::record::shorten_segment;
+
+    /// Records what the SDK asked of the host; `record` refuses names in `refuse`.
+    #[derive(Default, Clone)]
+    struct Fake {
+        calls: Arc<Mutex<Vec<(i32, String)>>>,
+        refuse: Vec<&'static str>,
+    }
+
+    impl NativeHost for Fake {
+        fn log(&mut self, level: i32, msg: &str) {
+            self.calls.lock().unwrap().push((level, msg.to_owned()));
+        }
+        fn config(&mut self) -> Vec<u8> {
+            Vec::new()
+        }
+        fn request(&mut self, _: &Request) -> Result<Response, i32> {
+            Err(status::UNAVAILABLE)
+        }
+        fn record(&mut self, name: &str, _: &[u8]) -> i32 {
+            self.calls.lock().unwrap().push((-1, name.to_owned()));
+            if self.refuse.contains(&name) { status::DUPLICATE } else { status::OK }
+        }
+        fn list_open(&mut self, _: &str, _: &str, _: i32) -> i32 {
+            status::UNAVAILABLE
+        }
+        fn list_next(&mut self, _: i32) -> i32 {
+            status::BAD_HANDLE
+        }
+        fn list_emit(&mut self, _: i32, _: i32, _: &str) -> i32 {
+            status::BAD_HANDLE
+        }
+        fn response_body(&mut self, _: i32) -> Result<(u16, Vec<u8>), i32> {
+            Err(status::BAD_HANDLE)
+        }
+        fn response_close(&mut self, _: i32) -> i32 {
+            status::BAD_HANDLE
+        }
+    }
+
+    #[test]
+    fn record_shortens_a_long_segment_with_a_warning() {
+        let fake = Fake::default();
+        let calls = fake.calls.clone();
+        let pod = format!("{}.json", "p".repeat(253));
+        let (result, _) = with_native_host(Box::new(fake), || record(&format!("config/pod/ns/{pod}"), b"{}"));
+        result.unwrap();
+        let calls = calls.lock().unwrap();
+        let short = format!("config/pod/ns/{}", shorten_segment(&pod));
+        assert_eq!(calls.iter().filter(|(l, _)| *l == -1).map(|(_, n)| n.as_str()).collect::<Vec<_>>(), [short.as_str()]);
+        assert!(calls.iter().any(|(l, m)| *l == level::WARN && m.contains("record name shortened to")), "{calls:?}");
+    }
+
+    #[test]
+    fn a_refused_record_is_reported_and_skippable() {
+        let fake = Fake { refuse: vec!["dup"], ..Default::default() };
+        let calls = fake.calls.clone();
+        let (results, _) = with_native_host(Box::new(fake), || {
+            [skip_refused(record("dup", b"x")), skip_refused(record("a//b", b"x")), skip_refused(record("ok", b"x"))]
+        });
+        let [dup, bad, ok] = results;
+        assert_eq!((dup.unwrap(), bad.unwrap(), ok.unwrap()), (false, false, true));
+        let calls = calls.lock().unwrap();
+        // The host never saw the bad name; the SDK reported it itself.
+        assert!(!calls.iter().any(|(l, n)| *l == -1 && n == "a//b"));
+        assert!(calls.iter().any(|(l, m)| *l == level::ERROR && m.contains("a//b") && m.contains("refused")), "{calls:?}");
+        let other = Error::Host { call: "request", code: status::LIMIT };
+        assert!(!other.is_refusal());
+        assert!(skip_refused(Err(other)).is_err());
+    }
 }

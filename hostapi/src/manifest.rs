@@ -76,26 +76,41 @@ pub struct Permission {
 }
 
 impl Permission {
-    /// Parses `GET /api/v1/nodes`.
+    /// Parses `GET /api/v1/nodes` under the grammar of ABI.md §4: one upper-case method, one
+    /// space, an absolute path of printable ASCII with no `?`, `#`, `%`, `\\`, `;`, no empty,
+    /// `.` or `..` segment, and `*` only as a whole segment. Anything else could never match
+    /// a request the host sends, so it is refused at load rather than silently dead.
     pub fn parse(s: &str) -> Result<Self, ManifestError> {
         let (method, path) = s
-            .trim()
             .split_once(' ')
             .ok_or_else(|| ManifestError(format!("permission {s:?} must look like \"GET /api/v1/nodes\"")))?;
-        let method = method.trim();
-        let path = path.trim();
         if method.is_empty() || !method.chars().all(|c| c.is_ascii_uppercase()) {
             return Err(ManifestError(format!("permission {s:?}: method must be upper-case, like GET")));
         }
-        if !path.starts_with('/') || path.contains('?') || path.contains("//") || path.split('/').any(|seg| seg == "..") {
+        if !path.starts_with('/') {
             return Err(ManifestError(format!(
-                "permission {s:?}: path must be absolute, without query, '..' or empty segments"
+                "permission {s:?}: one space, then an absolute path (starting with '/')"
             )));
         }
-        if path.split('/').any(|seg| seg.contains('*') && seg != "*") {
+        if let Some(c) = path.chars().find(|c| !c.is_ascii_graphic() || "?#%\\;".contains(*c)) {
+            return Err(ManifestError(format!(
+                "permission {s:?}: {c:?} is not allowed in a path (printable ASCII without space, '?', '#', '%', '\\' or ';')"
+            )));
+        }
+        // A single trailing `/` is ignored; what remains must have segments, none empty.
+        let trimmed = path.strip_suffix('/').unwrap_or(path);
+        if trimmed.is_empty() {
+            return Err(ManifestError(format!("permission {s:?}: a bare '/' matches nothing")));
+        }
+        if trimmed[1..].split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+            return Err(ManifestError(format!(
+                "permission {s:?}: path must have no empty, '.' or '..' segments"
+            )));
+        }
+        if trimmed.split('/').any(|seg| seg.contains('*') && seg != "*") {
             return Err(ManifestError(format!("permission {s:?}: '*' must be a whole path segment")));
         }
-        Ok(Permission { method: method.to_owned(), path: path.trim_end_matches('/').to_owned() })
+        Ok(Permission { method: method.to_owned(), path: trimmed.to_owned() })
     }
 
     /// Whether this permission allows `method` on `path` (the query part is ignored).
@@ -155,8 +170,37 @@ mod tests {
 
     #[test]
     fn refuses_bad_permissions() {
-        for bad in ["/api/v1/nodes", "get /api", "GET api/v1", "GET /api/../x", "GET /api/v1/no*des", "GET /a?b=c"] {
+        for bad in [
+            "/api/v1/nodes",
+            "get /api",
+            "GET api/v1",
+            "GET /api/../x",
+            "GET /api/v1/no*des",
+            "GET /a?b=c",
+            "GET  /api/v1/nodes",
+            " GET /api/v1/nodes",
+            "GET /api/v1/nodes ",
+            "GET /api/v1/./nodes",
+            "GET /api/v1/.",
+            "GET /api/v1/%6eodes",
+            "GET /api/v1/nodes#x",
+            "GET /api\\v1/nodes",
+            "GET /api/v1/nodes;x",
+            "GET /",
+            "GET //",
+            "GET /api//v1",
+            "GET /api/v1/n\u{e9}",
+            "GET /api/v1/n\todes",
+        ] {
             assert!(Permission::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn accepts_the_grammar() {
+        for good in ["GET /api/v1/nodes", "GET /api/v1/nodes/", "GET /apis/config.openshift.io/v1/*", "GET /version", "POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews"] {
+            let p = Permission::parse(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+            assert!(!p.path.ends_with('/') || p.path == "/", "{good}");
         }
     }
 

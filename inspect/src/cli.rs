@@ -15,7 +15,7 @@ const EXAMPLES: &str = "\
 Commands:
   inspect ARCHIVE                 summary: when, size, one row per gatherer (! marks failures)
   inspect ARCHIVE ls [GLOB]       record paths and sizes; GLOB has *, ** and ?, and a directory
-                                  lists everything under it
+                                  lists everything under it (--raw: paths unescaped)
   inspect ARCHIVE show PATH       one record, pretty-printed if it is JSON (--raw: exact bytes)
   inspect ARCHIVE meta            insights-operator/gathers.json, in full
   inspect OLD NEW diff            what changed between two periods (also: inspect diff OLD NEW)
@@ -36,6 +36,10 @@ diff ignores bookkeeping that changes on every write unless --all is given: reso
 managedFields, generation, observedGeneration and last*Time / last*Timestamp fields
 (lastHeartbeatTime, lastTransitionTime, lastProbeTime...). It says how many it ignored.
 
+Control characters and bidi overrides (U+202E...) in paths and records are shown escaped
+(\u{1b}, \u{202e}) unless --raw is given. A gathers.json over 16 MiB is skipped with an
+error, and records over 4 MiB are streamed rather than pretty-printed.
+
 Archives written by the Insights Operator itself work too. A damaged archive (truncated,
 corrupt, not gzip, no gathers.json) gets a one-line error and exit status 1; the records that
 could be read are still listed first.";
@@ -50,7 +54,8 @@ pub struct InspectArgs {
     /// Print JSON instead of text (every command).
     #[arg(long)]
     pub json: bool,
-    /// show: write the record's exact bytes, without pretty-printing.
+    /// show: write the record's exact bytes, without pretty-printing or escaping; ls: print
+    /// paths as stored, without escaping control characters and bidi overrides.
     #[arg(long)]
     pub raw: bool,
     /// diff: compare every field, including resourceVersion, managedFields and timestamps.
@@ -124,7 +129,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         anyhow::ensure!(ok, "{flag} only applies to {to}");
         Ok(())
     };
-    applies("--raw", !args.raw || matches!(action, Action::Show(..)), "show")?;
+    applies("--raw", !args.raw || matches!(action, Action::Show(..) | Action::Ls(..)), "show and ls")?;
     applies("--all", !args.all || matches!(action, Action::Diff(..)), "diff")?;
     applies("--html", args.html.is_none() || matches!(action, Action::Trend(..)), "a directory (inspect DIR)")?;
     anyhow::ensure!(!(args.raw && args.json), "--raw and --json cannot be combined");
@@ -150,6 +155,8 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
             let listing = inspect::list(&path, glob.as_ref()).map_err(fail)?;
             if args.json {
                 emit(render::json(&listing).as_bytes())?;
+            } else if args.raw {
+                emit(render::listing_text_raw(&listing).as_bytes())?;
             } else {
                 emit(render::listing_text(&listing).as_bytes())?;
             }
@@ -162,12 +169,15 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
                 other => other.map(drop).map_err(fail),
             }
         }
-        Action::Show(path, record) => {
+        Action::Show(path, record) if args.json => {
             let bytes = inspect::read_record(&path, &record).map_err(fail)?;
-            if args.json {
-                emit(render::record_json(record.trim_start_matches("./"), &bytes).as_bytes())
-            } else {
-                emit(&render::record_text(&bytes))
+            emit(render::record_json(record.trim_start_matches("./"), &bytes).as_bytes())
+        }
+        Action::Show(path, record) => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            match inspect::show_record(&path, &record, &mut out).and_then(|()| out.flush().map_err(InspectError::Output)) {
+                Err(InspectError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other.map_err(fail),
             }
         }
         Action::Meta(path) => {
@@ -206,7 +216,10 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
 /// After listing what could be read: a warning, then the error (exit status 1).
 fn damaged(error: Option<InspectError>, readable: usize) -> anyhow::Result<()> {
     let Some(error) = error else { return Ok(()) };
-    if !matches!(error, InspectError::MissingMetadata { .. } | InspectError::BadMetadata { .. }) {
+    if !matches!(
+        error,
+        InspectError::MissingMetadata { .. } | InspectError::BadMetadata { .. } | InspectError::MetadataTooLarge { .. }
+    ) {
         eprintln!("warning: the archive is damaged; the {readable} records above are those read intact");
     }
     Err(fail(error))

@@ -21,7 +21,10 @@
 //!
 //! Three streaming passes: hash every record of OLD; hash every record of NEW, spilling the
 //! ones that differ to a temporary directory; read OLD again and diff each changed record
-//! against its spilled copy. At most one record of each side is in memory at a time.
+//! against its spilled copy. At most one record of each side is in memory at a time, and only
+//! up to [`MAX_PARSE_BYTES`]: a larger record is hashed as it streams past, never held, and a
+//! changed one is reported by size rather than field by field. A `gathers.json` over
+//! [`super::MAX_METADATA_BYTES`] is refused unread.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -30,7 +33,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::reader::{self, Flow};
-use super::{gathered, Gathered, InspectError, RecordInfo, Result};
+use super::{gathered, Gathered, InspectError, RecordInfo, Result, MAX_METADATA_BYTES, MAX_PARSE_BYTES};
 use insights_format::{GathersMetadata, GATHERS_JSON};
 
 /// Keys ignored by default, in addition to the `last…Time` / `last…Timestamp` timestamps.
@@ -260,12 +263,13 @@ fn parse_metadata(path: &Path, bytes: &[u8]) -> Result<GathersMetadata> {
     serde_json::from_slice(bytes).map_err(|source| InspectError::BadMetadata { path: path.to_path_buf(), source })
 }
 
-/// Hashes every record of `path`; records for which `spill` says so are written to `dir`.
+/// Hashes every record of `path`; records for which `spill` says so are written to `dir`
+/// (`None` in `spilled` for a record too large to compare field by field: it is only hashed).
 fn index(
     path: &Path,
     mut spill: impl FnMut(&str, u64, &[u8; 32]) -> bool,
     dir: Option<&Path>,
-    spilled: &mut HashMap<String, PathBuf>,
+    spilled: &mut HashMap<String, Option<PathBuf>>,
 ) -> Result<Indexed> {
     let mut records = BTreeMap::new();
     let mut metadata = None;
@@ -273,7 +277,18 @@ fn index(
     let stats = reader::scan(path, |r| {
         newest_mtime = newest_mtime.max(r.mtime());
         if r.path() == GATHERS_JSON {
+            if r.size() > MAX_METADATA_BYTES {
+                return Err(InspectError::MetadataTooLarge { path: path.to_path_buf(), size: r.size() });
+            }
             metadata = Some(parse_metadata(path, &r.read_to_vec()?)?);
+            return Ok(Flow::Continue);
+        }
+        if r.size() > MAX_PARSE_BYTES {
+            let hash = r.sha256()?;
+            if dir.is_some() && spill(r.path(), r.size(), &hash) {
+                spilled.insert(r.path().to_owned(), None);
+            }
+            records.insert(r.path().to_owned(), (r.size(), hash));
             return Ok(Flow::Continue);
         }
         let data = r.read_to_vec()?;
@@ -283,7 +298,7 @@ fn index(
         {
             let file = dir.join(spilled.len().to_string());
             std::fs::write(&file, &data).map_err(InspectError::Scratch)?;
-            spilled.insert(r.path().to_owned(), file);
+            spilled.insert(r.path().to_owned(), Some(file));
         }
         records.insert(r.path().to_owned(), (r.size(), hash));
         Ok(Flow::Continue)
@@ -313,23 +328,26 @@ pub fn diff_archives(old_path: &Path, new_path: &Path, all: bool) -> Result<Arch
             let Some(file) = spilled.get(r.path()) else {
                 return Ok(Flow::Continue);
             };
-            let old_bytes = r.read_to_vec()?;
-            let new_bytes = std::fs::read(file).map_err(InspectError::Scratch)?;
             let mut record = ChangedRecord {
                 path: r.path().to_owned(),
-                old_size: old_bytes.len() as u64,
-                new_size: new_bytes.len() as u64,
+                old_size: r.size(),
+                new_size: new.records.get(r.path()).map_or(0, |(size, _)| *size),
                 json: false,
                 fields: Vec::new(),
                 ignored: 0,
             };
-            if let (Ok(a), Ok(b)) =
-                (serde_json::from_slice::<Value>(&old_bytes), serde_json::from_slice::<Value>(&new_bytes))
-            {
-                let d = diff_values(&a, &b, all);
-                record.json = true;
-                record.ignored = d.ignored;
-                record.fields = d.changes;
+            // Either side too large to parse: compared by size and hash only.
+            if let (Some(file), true) = (file, r.size() <= MAX_PARSE_BYTES) {
+                let old_bytes = r.read_to_vec()?;
+                let new_bytes = std::fs::read(file).map_err(InspectError::Scratch)?;
+                if let (Ok(a), Ok(b)) =
+                    (serde_json::from_slice::<Value>(&old_bytes), serde_json::from_slice::<Value>(&new_bytes))
+                {
+                    let d = diff_values(&a, &b, all);
+                    record.json = true;
+                    record.ignored = d.ignored;
+                    record.fields = d.changes;
+                }
             }
             if record.json && record.fields.is_empty() {
                 noise_only += 1;

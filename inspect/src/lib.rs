@@ -9,7 +9,8 @@
 //!
 //! - [`summary`]: when an archive was gathered, its size, and one row per gatherer;
 //! - [`list`]: record paths and sizes, optionally filtered by a [`glob::Glob`];
-//! - [`read_record`] / [`copy_record`]: one record's bytes;
+//! - [`show_record`] (escaped, streamed when large) / [`copy_record`] (exact bytes) /
+//!   [`read_record`] (in memory, capped): one record;
 //! - [`meta`]: `insights-operator/gathers.json` as stored;
 //! - [`diff::diff_archives`]: what changed between two periods;
 //! - [`trend::trend`]: a directory of archives over time.
@@ -22,6 +23,10 @@
 //!
 //! [`render`] turns each of these into text tables, JSON or an HTML report. A damaged archive
 //! (truncated, corrupt) still yields what could be read, with the [`InspectError`] alongside.
+//!
+//! Archives are untrusted input (a 3 MB archive can inflate to gigabytes), so nothing is read
+//! whole unless it is small: `gathers.json` over [`MAX_METADATA_BYTES`] is refused unread, and
+//! records are parsed as JSON only up to [`MAX_PARSE_BYTES`]; anything larger is streamed.
 
 pub mod cli;
 pub mod diff;
@@ -89,6 +94,31 @@ pub enum InspectError {
         /// The archive.
         path: PathBuf,
     },
+    /// `gathers.json` is larger than [`MAX_METADATA_BYTES`]: refused without being read, so a
+    /// hostile archive cannot make `inspect` hold gigabytes.
+    #[error(
+        "{}: {GATHERS_JSON} is {size} bytes, over the {} MiB that inspect reads; it was skipped (extract it with tar to look at it)",
+        path.display(), MAX_METADATA_BYTES / (1024 * 1024)
+    )]
+    MetadataTooLarge {
+        /// The archive.
+        path: PathBuf,
+        /// Its size from the tar header.
+        size: u64,
+    },
+    /// `show --json` was asked for a record too large to hold in memory.
+    #[error(
+        "record {} in {} is {size} bytes, over the {} MiB that --json holds in memory; use --raw to stream it",
+        printable(record), path.display(), MAX_PARSE_BYTES / (1024 * 1024)
+    )]
+    RecordTooLarge {
+        /// The archive.
+        path: PathBuf,
+        /// The record.
+        record: String,
+        /// Its size from the tar header.
+        size: u64,
+    },
     /// `gathers.json` does not parse as the Insights Operator's metadata.
     #[error("{}: {GATHERS_JSON} is not valid: {source}", path.display())]
     BadMetadata {
@@ -147,10 +177,26 @@ fn inside_of(inside: &Option<String>) -> String {
     inside.as_ref().map(|r| format!("inside record {} ", printable(r))).unwrap_or_default()
 }
 
-/// A name read from an archive, with control characters escaped so that a message quoting
-/// it stays on one line (and cannot drive the terminal).
+/// The largest `insights-operator/gathers.json` that is read. Ours are far smaller (the
+/// agent caps every report); a larger one is a hostile or broken archive.
+pub const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The largest record parsed as JSON (pretty-printed by `show`, compared field by field by
+/// `diff`). A JSON tree can take many times its text in memory, so larger records are
+/// streamed as text by `show` and compared by hash and size by `diff`.
+pub const MAX_PARSE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Whether `c` must not reach a terminal raw: control characters (C0, DEL, C1) and the
+/// bidirectional formatting characters that reorder what is shown (U+202A–U+202E,
+/// U+2066–U+2069, U+200E, U+200F, U+061C), which can make a name look like another.
+pub(crate) fn is_unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// A name read from an archive, with control characters and bidi overrides escaped so that a
+/// message quoting it stays on one line, shows what it is, and cannot drive the terminal.
 pub(crate) fn printable(name: &str) -> String {
-    name.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+    name.chars().map(|c| if is_unsafe_char(c) { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 /// The result type of this module.
@@ -323,19 +369,33 @@ pub(crate) struct Scanned {
     pub error: Option<InspectError>,
 }
 
-/// Reads every record's header (data only for `gathers.json`). Fails outright only when nothing
-/// could be read; damage part-way is returned in [`Scanned::error`].
-pub(crate) fn scan_archive(path: &Path) -> Result<Scanned> {
+/// What became of `gathers.json` during a scan.
+enum MetadataSeen {
+    Absent,
+    /// Present but not read (`ls` needs no metadata).
+    Unread,
+    TooLarge(u64),
+    Read(Vec<u8>),
+}
+
+/// Reads every record's header (data only for `gathers.json`, and only when `read_metadata`
+/// and it is at most [`MAX_METADATA_BYTES`]). Fails outright only when nothing could be
+/// read; damage part-way is returned in [`Scanned::error`].
+pub(crate) fn scan_archive(path: &Path, read_metadata: bool) -> Result<Scanned> {
     let mut records = Vec::new();
-    let mut raw_metadata = None;
+    let mut raw_metadata = MetadataSeen::Absent;
     let mut newest_mtime = 0;
     let mut compressed = 0;
     let result = reader::scan(path, |r| {
-        if r.path() == GATHERS_JSON {
-            raw_metadata = Some(r.read_to_vec()?);
-        } else {
-            r.skip()?;
+        if r.path() == GATHERS_JSON && !read_metadata {
+            raw_metadata = MetadataSeen::Unread;
+        } else if r.path() == GATHERS_JSON && r.size() > MAX_METADATA_BYTES {
+            raw_metadata = MetadataSeen::TooLarge(r.size());
+        } else if r.path() == GATHERS_JSON {
+            raw_metadata = MetadataSeen::Read(r.read_to_vec()?);
         }
+        // Read past (never held) before the record counts as intact.
+        r.skip()?;
         newest_mtime = newest_mtime.max(r.mtime());
         records.push(RecordInfo { path: r.path().to_owned(), size: r.size() });
         Ok(Flow::Continue)
@@ -357,14 +417,19 @@ pub(crate) fn scan_archive(path: &Path) -> Result<Scanned> {
         }
     };
     let metadata = match raw_metadata {
-        Some(bytes) => match serde_json::from_slice::<GathersMetadata>(&bytes) {
+        MetadataSeen::Read(bytes) => match serde_json::from_slice::<GathersMetadata>(&bytes) {
             Ok(m) => Some(m),
             Err(source) => {
                 error.get_or_insert(InspectError::BadMetadata { path: path.to_path_buf(), source });
                 None
             }
         },
-        None => {
+        MetadataSeen::Unread => None,
+        MetadataSeen::TooLarge(size) => {
+            error.get_or_insert(InspectError::MetadataTooLarge { path: path.to_path_buf(), size });
+            None
+        }
+        MetadataSeen::Absent => {
             error.get_or_insert(InspectError::MissingMetadata { path: path.to_path_buf() });
             None
         }
@@ -377,7 +442,7 @@ pub(crate) fn scan_archive(path: &Path) -> Result<Scanned> {
 /// `Err` only when nothing could be read (missing file, not gzip); a damaged archive gives a
 /// [`Summary`] of what could be read with [`Summary::error`] set.
 pub fn summary(path: &Path) -> Result<Summary> {
-    let s = scan_archive(path)?;
+    let s = scan_archive(path, true)?;
     let meta = s.metadata.as_ref();
     Ok(Summary {
         archive: path.to_path_buf(),
@@ -418,9 +483,10 @@ pub struct Listing {
 }
 
 /// Lists the records matching `glob` (all when `None`). Damage part-way is reported in
-/// [`Listing::error`], with the records read intact before it.
+/// [`Listing::error`], with the records read intact before it. No record's data is held,
+/// `gathers.json` included (a missing one is still reported).
 pub fn list(path: &Path, glob: Option<&glob::Glob>) -> Result<Listing> {
-    let s = scan_archive(path)?;
+    let s = scan_archive(path, false)?;
     let archive_records = s.records.len() as u64;
     let records: Vec<RecordInfo> =
         sorted(s.records).into_iter().filter(|r| glob.is_none_or(|g| g.matches(&r.path))).collect();
@@ -472,8 +538,33 @@ fn with_record<T>(
 }
 
 /// `inspect ARCHIVE show PATH`: one record's bytes (memory: that record only).
+///
+/// For untrusted archives prefer [`show_record`], which streams large records; this refuses
+/// a record over [`MAX_PARSE_BYTES`] with [`InspectError::RecordTooLarge`].
 pub fn read_record(path: &Path, record: &str) -> Result<Vec<u8>> {
-    with_record(path, record, |r| r.read_to_vec())
+    with_record(path, record, |r| {
+        if r.size() > MAX_PARSE_BYTES {
+            return Err(InspectError::RecordTooLarge { path: path.to_path_buf(), record: r.path().to_owned(), size: r.size() });
+        }
+        r.read_to_vec()
+    })
+}
+
+/// `inspect ARCHIVE show PATH` (without `--raw`): writes the record for a terminal to `out`.
+///
+/// A JSON record up to [`MAX_PARSE_BYTES`] is pretty-printed; anything else is streamed
+/// through [`render::TextEscaper`], so control characters and bidi overrides are shown
+/// escaped rather than acted on, and memory stays bounded whatever the record's size.
+pub fn show_record(path: &Path, record: &str, out: &mut dyn Write) -> Result<()> {
+    with_record(path, record, |r| {
+        if r.size() <= MAX_PARSE_BYTES {
+            let bytes = r.read_to_vec()?;
+            return out.write_all(&render::record_text(&bytes)).map_err(InspectError::Output);
+        }
+        let mut escaper = render::TextEscaper::new(&mut *out);
+        r.copy_to(&mut escaper)?;
+        escaper.finish().map_err(InspectError::Output)
+    })
 }
 
 /// `inspect ARCHIVE show PATH --raw`: streams one record's exact bytes to `out`.
@@ -483,7 +574,13 @@ pub fn copy_record(path: &Path, record: &str, out: &mut dyn Write) -> Result<u64
 
 /// `inspect ARCHIVE meta`: `gathers.json` as stored (every field, ours and the Insights Operator's).
 pub fn meta(path: &Path) -> Result<serde_json::Value> {
-    let bytes = read_record(path, GATHERS_JSON).map_err(|e| match e {
+    let bytes = with_record(path, GATHERS_JSON, |r| {
+        if r.size() > MAX_METADATA_BYTES {
+            return Err(InspectError::MetadataTooLarge { path: path.to_path_buf(), size: r.size() });
+        }
+        r.read_to_vec()
+    })
+    .map_err(|e| match e {
         InspectError::NoSuchRecord { path, .. } => InspectError::MissingMetadata { path },
         other => other,
     })?;

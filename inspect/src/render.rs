@@ -6,6 +6,7 @@
 //! without colour too: a `!` marker column, a count in the header and a `failed` section.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -13,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::diff::{ArchiveDiff, FieldChange, GathererChange};
 use super::trend::{RunStatus, Trend};
-use super::{printable, GatheredFrom, Gathered, Listing, RecordInfo, Summary};
+use super::{is_unsafe_char, printable, GatheredFrom, Gathered, Listing, RecordInfo, Summary};
 use insights_format::GATHERS_JSON;
 
 /// How to render text.
@@ -205,7 +206,7 @@ pub fn summary_text(s: &Summary, style: &Style) -> String {
         let _ = writeln!(out, "gatherers  unknown: {GATHERS_JSON} could not be read");
         if let Some(records) = &s.records_read {
             let _ = writeln!(out, "\n{} could be read:", count(records.len() as u64, "record"));
-            records_table(records, &mut out);
+            records_table(records, false, &mut out);
         }
         return out;
     };
@@ -273,19 +274,29 @@ pub fn summary_text(s: &Summary, style: &Style) -> String {
     out
 }
 
-fn records_table(records: &[RecordInfo], out: &mut String) {
+fn records_table(records: &[RecordInfo], raw: bool, out: &mut String) {
     let w = records.iter().map(|r| r.size.to_string().len()).max().unwrap_or(0).max(4);
     let _ = writeln!(out, "{:>w$}  PATH", "SIZE");
     for r in records {
-        let _ = writeln!(out, "{:>w$}  {}", r.size, printable(&r.path));
+        let path = if raw { r.path.clone() } else { printable(&r.path) };
+        let _ = writeln!(out, "{:>w$}  {path}", r.size);
     }
 }
 
-/// `inspect ARCHIVE ls [GLOB]`.
+/// `inspect ARCHIVE ls [GLOB]`: paths with control characters and bidi overrides escaped.
 pub fn listing_text(l: &Listing) -> String {
+    listing(l, false)
+}
+
+/// `inspect ARCHIVE ls [GLOB] --raw`: paths exactly as stored.
+pub fn listing_text_raw(l: &Listing) -> String {
+    listing(l, true)
+}
+
+fn listing(l: &Listing, raw: bool) -> String {
     let mut out = String::new();
     if !l.records.is_empty() {
-        records_table(&l.records, &mut out);
+        records_table(&l.records, raw, &mut out);
     }
     let bytes = format!("{} bytes ({})", l.total_bytes, human_bytes(l.total_bytes));
     match &l.glob {
@@ -299,15 +310,111 @@ pub fn listing_text(l: &Listing) -> String {
     out
 }
 
-/// `inspect ARCHIVE show PATH`: pretty JSON when the record is JSON, its bytes otherwise.
+/// `inspect ARCHIVE show PATH`: pretty JSON when the record is JSON, its text otherwise, in
+/// both cases with nothing that drives the terminal (see [`TextEscaper`]).
+///
+/// In JSON, control characters and bidi overrides can only sit inside strings, where they are
+/// written as `\uXXXX` escapes, so the output is still the same JSON.
 pub fn record_text(bytes: &[u8]) -> Vec<u8> {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(v) => {
-            let mut s = serde_json::to_vec_pretty(&v).unwrap_or_else(|_| bytes.to_vec());
-            s.push(b'\n');
-            s
+            let pretty = serde_json::to_string_pretty(&v).unwrap_or_default();
+            let mut s = String::with_capacity(pretty.len() + 1);
+            // serde_json escapes C0 controls inside strings already; the newlines left are
+            // the pretty-printer's own.
+            for c in pretty.chars() {
+                if is_unsafe_char(c) && c != '\n' {
+                    let _ = write!(s, "\\u{:04x}", u32::from(c));
+                } else {
+                    s.push(c);
+                }
+            }
+            s.push('\n');
+            s.into_bytes()
         }
-        Err(_) => bytes.to_vec(),
+        Err(_) => {
+            let mut out = Vec::with_capacity(bytes.len());
+            let mut escaper = TextEscaper::new(&mut out);
+            // Writing to a Vec cannot fail.
+            let _ = escaper.write_all(bytes).and_then(|()| escaper.finish());
+            out
+        }
+    }
+}
+
+/// A writer that passes text on for a terminal: newlines and tabs as they are, every other
+/// control character and bidi override escaped (`\u{1b}`, `\u{202e}`, `\r`) and bytes that
+/// are not UTF-8 as `\xNN`. A character split across two writes is handled; call
+/// [`TextEscaper::finish`] at the end so a truncated one is shown too.
+pub struct TextEscaper<W: std::io::Write> {
+    inner: W,
+    /// The start of a UTF-8 sequence that the last write cut short (at most 3 bytes).
+    pending: Vec<u8>,
+}
+
+impl<W: std::io::Write> TextEscaper<W> {
+    /// Escapes into `inner`.
+    pub fn new(inner: W) -> Self {
+        TextEscaper { inner, pending: Vec::new() }
+    }
+
+    /// Writes out a trailing incomplete character (as `\xNN`) and flushes.
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        let mut out = String::new();
+        for b in std::mem::take(&mut self.pending) {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+        self.inner.write_all(out.as_bytes())?;
+        self.inner.flush()
+    }
+
+    fn escape_str(s: &str, out: &mut String) {
+        for c in s.chars() {
+            if is_unsafe_char(c) && c != '\n' && c != '\t' {
+                let _ = write!(out, "{}", c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for TextEscaper<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut input = std::mem::take(&mut self.pending);
+        input.extend_from_slice(buf);
+        let mut out = String::with_capacity(input.len());
+        let mut rest = &input[..];
+        while !rest.is_empty() {
+            match std::str::from_utf8(rest) {
+                Ok(s) => {
+                    Self::escape_str(s, &mut out);
+                    rest = &[];
+                }
+                Err(e) => {
+                    let (valid, after) = rest.split_at(e.valid_up_to());
+                    Self::escape_str(std::str::from_utf8(valid).unwrap_or_default(), &mut out);
+                    match e.error_len() {
+                        Some(n) => {
+                            for b in &after[..n] {
+                                let _ = write!(out, "\\x{b:02x}");
+                            }
+                            rest = &after[n..];
+                        }
+                        None => {
+                            self.pending = after.to_vec();
+                            rest = &[];
+                        }
+                    }
+                }
+            }
+        }
+        self.inner.write_all(out.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -828,6 +935,25 @@ tr.bad td {{ background: #fdecea; }}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_text_escaper_handles_characters_split_across_writes() {
+        let text = "é\u{202e}x\x1b\n".as_bytes();
+        for cut in 0..text.len() {
+            let mut out = Vec::new();
+            let mut e = TextEscaper::new(&mut out);
+            e.write_all(&text[..cut]).unwrap();
+            e.write_all(&text[cut..]).unwrap();
+            e.finish().unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), "é\\u{202e}x\\u{1b}\n", "cut at {cut}");
+        }
+        // A sequence cut off at the very end is shown as bytes, not lost.
+        let mut out = Vec::new();
+        let mut e = TextEscaper::new(&mut out);
+        e.write_all(b"ok\xe2\x80").unwrap();
+        e.finish().unwrap();
+        assert_eq!(out, b"ok\\xe2\\x80");
+    }
 
     #[test]
     fn human_units() {

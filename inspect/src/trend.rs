@@ -153,7 +153,7 @@ impl Trend {
 }
 
 fn period(archive: String, path: &Path) -> Period {
-    let s = match scan_archive(path) {
+    let s = match scan_archive(path, true) {
         Ok(s) => s,
         Err(error) => {
             return Period {

@@ -13,7 +13,6 @@ use hostapi::abi::list::{MAX_FIELDS, PAGE_SIZE};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 /// A map key, borrowed from the input unless it had escapes.
 struct Key<'a>(Cow<'a, str>);
@@ -122,11 +121,13 @@ pub(crate) fn page_path(path: &str, next: Option<&str>) -> String {
     }
 }
 
-/// Whether a list path is acceptable: the host owns `limit` and `continue`.
+/// Whether a list path is acceptable: it parses as an API path (so no `#` can cut off what
+/// [`page_path`] appends), and the host owns `limit` and `continue`, however they are spelt
+/// (`%6cimit`, `LIMIT`): the API server reads the first `limit`, so a guest's would win.
 pub(crate) fn check_path(path: &str) -> Result<(), String> {
-    let query = path.split_once('?').map_or("", |(_, q)| q);
-    match query.split('&').find(|p| p.starts_with("limit=") || p.starts_with("continue=")) {
-        Some(p) => Err(format!("{p:?}: the host sets limit and continue itself")),
+    let parsed = crate::apipath::ApiPath::parse(path).map_err(|e| e.to_string())?;
+    match ["limit", "continue"].into_iter().find(|k| parsed.has_query_key(k)) {
+        Some(k) => Err(format!("{k:?}: the host sets limit and continue itself")),
         None => Ok(()),
     }
 }
@@ -192,76 +193,199 @@ impl Node {
         }
     }
 
-    /// `raw` reduced to the parts this tree reaches; everything else is never parsed.
-    fn prune(&self, raw: &RawValue) -> Value {
+    /// `raw` reduced to the parts this tree reaches, still as the page's own bytes: nothing
+    /// is copied, and everything else is never parsed.
+    fn prune<'a>(&self, raw: &'a RawValue) -> Pruned<'a> {
         if self.whole {
-            return serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+            return Pruned::Raw(raw);
         }
         if let Some(entries) = Entries::parse(raw) {
-            let mut out = Map::new();
-            for (k, v) in entries.0 {
-                if let Some(child) = self.child_for(&k) {
-                    out.insert(k.into_owned(), child.prune(v));
-                }
-            }
-            return Value::Object(out);
+            let kept = entries.0.into_iter().filter_map(|(k, v)| self.child_for(&k).map(|c| (k, c.prune(v)))).collect();
+            return Pruned::Object(kept);
         }
         if let Some(elements) = array(raw) {
             let pruned = elements
                 .into_iter()
                 .enumerate()
-                .map(|(i, v)| self.child_for(&i.to_string()).map_or(Value::Null, |c| c.prune(v)))
+                .map(|(i, v)| self.child_for(&i.to_string()).map_or(Pruned::Null, |c| c.prune(v)))
                 .collect();
-            return Value::Array(pruned);
+            return Pruned::Array(pruned);
         }
-        Value::Null
+        Pruned::Null
+    }
+}
+
+/// An item cut down to what the fields reach, borrowing the page's bytes.
+enum Pruned<'a> {
+    /// A wanted value, as sent.
+    Raw(&'a RawValue),
+    Object(Vec<(Cow<'a, str>, Pruned<'a>)>),
+    Array(Vec<Pruned<'a>>),
+    Null,
+}
+
+impl<'a> Pruned<'a> {
+    /// One level of a raw value opened up, for a field that goes deeper than a wanted value.
+    fn open(raw: &'a RawValue) -> Pruned<'a> {
+        if let Some(entries) = Entries::parse(raw) {
+            return Pruned::Object(entries.0.into_iter().map(|(k, v)| (k, Pruned::Raw(v))).collect());
+        }
+        match array(raw) {
+            Some(elements) => Pruned::Array(elements.into_iter().map(Pruned::Raw).collect()),
+            None => Pruned::Null,
+        }
+    }
+
+    fn write(&self, out: &mut Out) -> Result<(), Full> {
+        match self {
+            Pruned::Raw(raw) => out.push(raw.get().as_bytes()),
+            Pruned::Null => out.push(b"null"),
+            Pruned::Array(a) => {
+                out.push(b"[")?;
+                for (i, v) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b",")?;
+                    }
+                    v.write(out)?;
+                }
+                out.push(b"]")
+            }
+            Pruned::Object(m) => {
+                out.push(b"{")?;
+                for (i, (k, v)) in m.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b",")?;
+                    }
+                    out.push(&serde_json::to_vec(k).expect("strings serialize"))?;
+                    out.push(b":")?;
+                    v.write(out)?;
+                }
+                out.push(b"}")
+            }
+        }
+    }
+}
+
+/// The projection being built, refusing to grow past its cap.
+struct Out {
+    buf: Vec<u8>,
+    cap: usize,
+}
+
+/// A projection stopped at its cap.
+#[derive(Debug, thiserror::Error)]
+#[error("the projection exceeds {cap} bytes (stopped after building {built})")]
+pub(crate) struct Full {
+    /// The cap.
+    pub cap: usize,
+    /// Bytes built before it stopped (host work done).
+    pub built: usize,
+}
+
+impl Out {
+    fn push(&mut self, bytes: &[u8]) -> Result<(), Full> {
+        if self.buf.len() + bytes.len() > self.cap {
+            return Err(Full { cap: self.cap, built: self.buf.len() });
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(())
     }
 }
 
 impl Fields {
     /// Parses the wire form: JSON Pointers (RFC 6901) joined by `\n`, where a `*` segment
-    /// means every element of an array (or every member of an object).
+    /// means every element of an array (or every member of an object). A `~` must be
+    /// followed by `0` or `1`.
     pub fn parse(wire: &str) -> Result<Fields, String> {
         let mut fields = Fields::default();
         for line in wire.split('\n').map(|l| l.trim_end_matches('\r')).filter(|l| !l.is_empty()) {
             let Some(rest) = line.strip_prefix('/') else {
                 return Err(format!("field {line:?} is not a JSON Pointer (it must start with '/')"));
             };
-            let segs: Vec<Seg> = rest
-                .split('/')
-                .map(|s| if s == "*" { Seg::Any } else { Seg::Key(s.replace("~1", "/").replace("~0", "~")) })
-                .collect();
+            let segs = rest.split('/').map(segment).collect::<Result<Vec<Seg>, String>>()?;
             fields.tree.insert(&segs);
             fields.paths.push(segs);
-        }
-        if fields.paths.len() > MAX_FIELDS {
-            return Err(format!("{} fields (at most {MAX_FIELDS})", fields.paths.len()));
+            if fields.paths.len() > MAX_FIELDS {
+                return Err(format!("more than {MAX_FIELDS} fields"));
+            }
         }
         Ok(fields)
     }
 
-    /// The page as the guest sees it: one JSON array per item, holding each field's value.
-    pub fn project(&self, items: &[Box<RawValue>]) -> Vec<u8> {
-        let rows: Vec<Vec<Value>> = items
-            .iter()
-            .map(|item| {
-                let pruned = if self.paths.is_empty() { Value::Null } else { self.tree.prune(item) };
-                self.paths.iter().map(|p| resolve(&pruned, p)).collect()
-            })
-            .collect();
-        serde_json::to_vec(&rows).expect("JSON values serialize")
+    /// The page as the guest sees it: one JSON array per item, holding each field's value;
+    /// `Err` as soon as it would exceed `cap` bytes, so an oversized one is never built.
+    pub fn project(&self, items: &[Box<RawValue>], cap: usize) -> Result<Vec<u8>, Full> {
+        let mut out = Out { buf: Vec::new(), cap };
+        out.push(b"[")?;
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(b",")?;
+            }
+            out.push(b"[")?;
+            if !self.paths.is_empty() {
+                let pruned = self.tree.prune(item);
+                for (j, p) in self.paths.iter().enumerate() {
+                    if j > 0 {
+                        out.push(b",")?;
+                    }
+                    resolve(&pruned, p, &mut out)?;
+                }
+            }
+            out.push(b"]")?;
+        }
+        out.push(b"]")?;
+        Ok(out.buf)
     }
 }
 
-fn resolve(v: &Value, segs: &[Seg]) -> Value {
-    let Some((seg, rest)) = segs.split_first() else { return v.clone() };
-    match (seg, v) {
-        (Seg::Key(k), Value::Object(m)) => m.get(k).map_or(Value::Null, |c| resolve(c, rest)),
-        (Seg::Key(k), Value::Array(a)) => k.parse::<usize>().ok().and_then(|i| a.get(i)).map_or(Value::Null, |c| resolve(c, rest)),
-        (Seg::Any, Value::Array(a)) => Value::Array(a.iter().map(|c| resolve(c, rest)).collect()),
-        (Seg::Any, Value::Object(m)) => Value::Array(m.values().map(|c| resolve(c, rest)).collect()),
-        _ => Value::Null,
+/// One pointer segment, unescaped (`~1` is `/`, `~0` is `~`; any other `~` is an error).
+fn segment(s: &str) -> Result<Seg, String> {
+    if s == "*" {
+        return Ok(Seg::Any);
     }
+    let mut key = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match (c, c == '~') {
+            (_, false) => key.push(c),
+            (_, true) => match chars.next() {
+                Some('0') => key.push('~'),
+                Some('1') => key.push('/'),
+                _ => return Err(format!("segment {s:?}: '~' must be followed by '0' or '1'")),
+            },
+        }
+    }
+    Ok(Seg::Key(key))
+}
+
+/// Writes the value `segs` reach from `v` (`null` when missing; an array for `*`).
+fn resolve(v: &Pruned<'_>, segs: &[Seg], out: &mut Out) -> Result<(), Full> {
+    let Some((seg, rest)) = segs.split_first() else { return v.write(out) };
+    match (seg, v) {
+        (_, Pruned::Raw(raw)) => resolve(&Pruned::open(raw), segs, out),
+        (Seg::Key(k), Pruned::Object(m)) => match m.iter().rev().find(|(key, _)| key == k) {
+            Some((_, c)) => resolve(c, rest, out),
+            None => out.push(b"null"),
+        },
+        (Seg::Key(k), Pruned::Array(a)) => match k.parse::<usize>().ok().and_then(|i| a.get(i)) {
+            Some(c) => resolve(c, rest, out),
+            None => out.push(b"null"),
+        },
+        (Seg::Any, Pruned::Array(a)) => many(a.iter(), rest, out),
+        (Seg::Any, Pruned::Object(m)) => many(m.iter().map(|(_, c)| c), rest, out),
+        _ => out.push(b"null"),
+    }
+}
+
+fn many<'p, 'a: 'p>(values: impl Iterator<Item = &'p Pruned<'a>>, rest: &[Seg], out: &mut Out) -> Result<(), Full> {
+    out.push(b"[")?;
+    for (i, c) in values.enumerate() {
+        if i > 0 {
+            out.push(b",")?;
+        }
+        resolve(c, rest, out)?;
+    }
+    out.push(b"]")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,7 +429,11 @@ impl Template {
     }
 
     /// The record name for an item with this name and namespace.
-    pub fn expand(&self, item: &ItemMeta) -> Result<String, String> {
+    ///
+    /// A segment over 255 bytes (a 253-byte Kubernetes name plus `.json`) is shortened by
+    /// the ABI's rule ([`hostapi::record::shorten_name`]) rather than refused, and reported in
+    /// [`Expanded::shortened_from`], so one long name never costs the gatherer its record.
+    pub fn expand(&self, item: &ItemMeta) -> Result<Expanded, String> {
         let mut out = String::new();
         for part in &self.0 {
             let (what, value) = match part {
@@ -321,7 +449,32 @@ impl Template {
             }
             out.push_str(value);
         }
-        Ok(out)
+        Ok(match hostapi::record::shorten_name(&out) {
+            Cow::Borrowed(_) => Expanded { name: out, shortened_from: None },
+            Cow::Owned(short) => Expanded { name: short, shortened_from: Some(out.len()) },
+        })
+    }
+}
+
+/// A record name made from a [`Template`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Expanded {
+    /// The record name.
+    pub name: String,
+    /// When an over-long segment was shortened: the length in bytes of the name before.
+    pub shortened_from: Option<usize>,
+}
+
+impl Expanded {
+    /// The report warning for a shortened name, if this one was.
+    pub fn warning(&self) -> Option<String> {
+        self.shortened_from.map(|before| {
+            format!(
+                "record name shortened to {:?}: a segment of the {before}-byte name exceeded {} bytes (ABI.md §7)",
+                self.name,
+                hostapi::abi::limits::RECORD_SEGMENT_BYTES
+            )
+        })
     }
 }
 
@@ -380,7 +533,7 @@ fn write_key(out: &mut Vec<u8>, key: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn raw(v: Value) -> Box<RawValue> {
         RawValue::from_string(v.to_string()).unwrap()
@@ -404,6 +557,9 @@ mod tests {
         assert!(check_path("/api/v1/pods?limit=5").is_err());
         assert!(check_path("/api/v1/pods?fieldSelector=a&continue=x").is_err());
         assert!(check_path("/api/v1/pods?labelSelector=limit").is_ok());
+        for hostile in ["/api/v1/pods?x=1#", "/api/v1/pods#", "/api/v1/pods?%6cimit=5000", "/api/v1/pods?LIMIT=5", "/api/v1/pods?a=1;limit=5", "/api/v1/pods?limit"] {
+            assert!(check_path(hostile).is_err(), "{hostile}");
+        }
     }
 
     #[test]
@@ -414,26 +570,68 @@ mod tests {
             "spec": {"containers": [{"name": "c0"}, {"name": "c1"}]},
             "status": {"phase": "Running", "containerStatuses": [{"restartCount": 0}, {"restartCount": 3}]}
         }));
-        let rows: Value = serde_json::from_slice(&fields.project(&[pod])).unwrap();
+        let rows: Value = serde_json::from_slice(&fields.project(&[pod], usize::MAX).unwrap()).unwrap();
         assert_eq!(rows, json!([["p", [0, 3], null, "slash", "c1",
             {"phase": "Running", "containerStatuses": [{"restartCount": 0}, {"restartCount": 3}]}]]));
-        let none: Value = serde_json::from_slice(&Fields::parse("").unwrap().project(&[raw(json!({"a": 1}))])).unwrap();
+        let none: Value = serde_json::from_slice(&Fields::parse("").unwrap().project(&[raw(json!({"a": 1}))], usize::MAX).unwrap()).unwrap();
         assert_eq!(none, json!([[]]));
         assert!(Fields::parse("status/phase").is_err());
         assert!(Fields::parse(&"/a\n".repeat(MAX_FIELDS + 1)).is_err());
     }
 
     #[test]
+    fn bad_pointer_escapes_are_refused() {
+        for bad in ["/~2", "/a~", "/a/~x/b", "/~"] {
+            assert!(Fields::parse(bad).is_err(), "{bad:?}");
+        }
+        let f = Fields::parse("/~01/~10").unwrap();
+        assert_eq!(f.paths, [vec![Seg::Key("~1".into()), Seg::Key("/0".into())]]);
+    }
+
+    #[test]
+    fn projections_stop_at_their_cap_without_building_the_rest() {
+        let item = raw(json!({"a": "x".repeat(1000), "b": [1, 2, 3]}));
+        let items = vec![item; 100];
+        let fields = Fields::parse(&"/*\n".repeat(MAX_FIELDS)).unwrap();
+        let full = fields.project(&items, usize::MAX).unwrap();
+        assert!(full.len() > 32 * 100 * 1000, "{}", full.len());
+        let err = fields.project(&items, 50_000).unwrap_err();
+        assert_eq!(err.cap, 50_000);
+        assert!(err.built <= 50_000);
+        let rows: Value = serde_json::from_slice(&fields.project(&items[..1], 100_000).unwrap()).unwrap();
+        assert_eq!(rows[0][31], json!(["x".repeat(1000), [1, 2, 3]]));
+    }
+
+    #[test]
     fn templates_take_name_and_namespace_only() {
         let t = Template::parse("config/pod/{namespace}/{name}.json").unwrap();
         let item = ItemMeta { name: "p".into(), namespace: "ns".into() };
-        assert_eq!(t.expand(&item).unwrap(), "config/pod/ns/p.json");
+        assert_eq!(t.expand(&item).unwrap(), Expanded { name: "config/pod/ns/p.json".into(), shortened_from: None });
         assert!(t.expand(&ItemMeta { name: "p".into(), namespace: String::new() }).is_err());
         assert!(t.expand(&ItemMeta { name: "a/b".into(), namespace: "ns".into() }).is_err());
         for bad in ["", "config/{uid}.json", "config/{name", "config/name}", "{{name}}"] {
             assert!(Template::parse(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(Template::parse("config/id").unwrap().expand(&ItemMeta::default()).unwrap(), "config/id");
+        assert_eq!(Template::parse("config/id").unwrap().expand(&ItemMeta::default()).unwrap().name, "config/id");
+    }
+
+    #[test]
+    fn templates_shorten_an_over_long_segment_by_the_abi_rule() {
+        let t = Template::parse("config/pod/{namespace}/{name}.json").unwrap();
+        for len in [250, 251, 253] {
+            let item = ItemMeta { name: "p".repeat(len), namespace: "openshift-x".into() };
+            let expanded = t.expand(&item).unwrap();
+            let full = format!("config/pod/openshift-x/{}.json", item.name);
+            if full.rsplit('/').next().unwrap().len() <= 255 {
+                assert_eq!(expanded, Expanded { name: full, shortened_from: None });
+                continue;
+            }
+            let segment = format!("{}.json", item.name);
+            assert_eq!(expanded.name, format!("config/pod/openshift-x/{}", hostapi::record::shorten_segment(&segment)));
+            assert_eq!(expanded.shortened_from, Some(full.len()));
+            assert!(hostapi::record::validate_name(&expanded.name).is_ok(), "{len}");
+            assert!(expanded.warning().unwrap().contains("shortened"));
+        }
     }
 
     #[test]

@@ -44,7 +44,10 @@ fn gather() -> Result<()> {
                 guest::error(format!("GET {path}: HTTP {}: {}", resp.status, resp.status_message().unwrap_or_default()));
             }
             resp => match serde_json::from_slice(&resp.body) {
-                Ok(obj) => guest::record_json(&format!("config/{record}.json"), obj)?,
+                // One refused record (reported already) must not lose the other singletons.
+                Ok(obj) => {
+                    guest::skip_refused(guest::record_json(&format!("config/{record}.json"), obj))?;
+                }
                 Err(e) => guest::error(format!("GET {path}: invalid JSON: {e}")),
             },
         }

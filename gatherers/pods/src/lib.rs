@@ -1,6 +1,7 @@
 //! Gathers pods that need attention, with the Insights Operator's rule: in an `openshift-*`
 //! namespace, and either not Running/Succeeded or with a restarted container.
-//! Written to `config/pod/<namespace>/<name>.json`.
+//! Written to `config/pod/<namespace>/<name>.json` (a name too long for one path segment is
+//! shortened by the host, ABI.md §7); a pod that cannot be recorded is reported and skipped.
 //!
 //! The rule runs here, on a projection of each pod (four small fields); the host pages
 //! through the list and writes the chosen pods, so a 50,000-pod cluster never has to fit in
@@ -37,8 +38,10 @@ fn gather() -> Result<()> {
     while let Some(page) = pods.next_page()? {
         total += page.len();
         for pod in page.items().filter(needs_attention) {
-            pod.emit("config/pod/{namespace}/{name}.json")?;
-            kept += 1;
+            // A pod the archive refuses is reported by the host and skipped: the rest still count.
+            if pod.emit("config/pod/{namespace}/{name}.json")? {
+                kept += 1;
+            }
         }
     }
     guest::log(format!("{kept} of {total} pods need attention"));
