@@ -84,8 +84,9 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
-/// One gatherer's run in a period, whatever executes it (the wasm sandbox or a native build).
-pub(crate) struct Job {
+/// One gatherer's run in a period, whatever executes it (the wasm sandbox or a native build,
+/// which lives in `gather-devtools`).
+pub struct Job {
     /// The gatherer's manifest.
     pub manifest: Arc<hostapi::Manifest>,
     /// What the report names as its code: the module's sha256, or `native`.
@@ -164,7 +165,7 @@ pub async fn run_period(
 /// The period itself: runs `jobs` concurrently (bounded), streams their records into one
 /// archive, then writes `gathers.json` and finishes it, unless `cancelled` says the period
 /// was abandoned, in which case nothing is written.
-pub(crate) async fn run_jobs(
+pub async fn run_jobs(
     api: Arc<dyn Api>,
     jobs: Vec<Job>,
     failures: Vec<LoadFailure>,

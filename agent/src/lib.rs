@@ -1,5 +1,9 @@
-//! gather-agent: runs sandboxed WebAssembly gatherers against a Kubernetes API and writes
-//! what they collect into Insights-Operator-style tar.gz archives.
+//! The gather-agent runtime: runs sandboxed WebAssembly gatherers against a Kubernetes API and
+//! writes what they collect into Insights-Operator-style tar.gz archives.
+//!
+//! This crate is what the operator's image ships. The other audiences have their own crates:
+//! `gather-sim` (the API-server simulator), `gather-inspect` (reading archives back),
+//! `gather-devtools` (bench, native baseline, demo) and `gather-agent` (the one command line).
 //!
 //! # Layout
 //! - [`sandbox`]: the wasmi engine: module validation, compiled-module cache, limits, deadline.
@@ -7,11 +11,10 @@
 //! - [`policy`]: the REST bridge and its request policy (GET-only, declared paths, no secrets).
 //! - [`apipath`]: API paths parsed into (group, version, namespace, resource, name,
 //!   subresource, verb), refusing anything ambiguous; what the policy decides on.
-//! - [`archive`]: the Insights Operator tar.gz format: record rules, streaming writes, gathers.json.
+//! - [`archive`]: the Insights Operator tar.gz writer: record rules, streaming writes, gathers.json
+//!   (whose types live in `insights-format`, shared with the reader).
 //! - [`config`]: the agent's config file: limits, policy and config per module.
 //! - [`gather`]: one period: run every gatherer concurrently, then write the archive.
-//! - [`sim`]: an API-server-shaped cluster simulator (HTTPS, bearer token, discovery,
-//!   selectors, paging) serving fixture objects; kube-rs and kubectl both accept it.
 //! - [`index`]: the published index format, its ed25519 signature and structural checks.
 //! - [`publish`]: turn a modules directory into a static, content-addressed site.
 //! - [`serve`]: a static server for sites, with strong ETags and 304s.
@@ -24,9 +27,6 @@
 //! - [`retention`]: pruning old archives; removing temp files a crash left.
 //! - [`upload`]: optional upload of each archive, as the Insights Operator does.
 //! - [`metrics`]: Prometheus metrics.
-//! - [`inspect`]: reading archives back for support engineers: summary, ls, show, diff, trends.
-//! - [`native`]: the same gatherers built natively, served by the same host (tests, baseline).
-//! - [`bench`]: the performance benchmark's measurements (`gather-agent bench`).
 //! - [`kubeclient`]: the host's own kube-rs client and where its config comes from.
 //! - [`tls`]: the single rustls crypto provider (ring) the whole process uses.
 //! - [`text`]: guest-derived strings cut and escaped before a report or log line quotes them.
@@ -37,7 +37,6 @@ pub mod config;
 pub mod endpoints;
 pub mod gather;
 pub mod index;
-pub mod inspect;
 pub mod pdk;
 pub mod policy;
 pub mod publish;
@@ -50,9 +49,6 @@ pub mod state;
 pub mod status;
 pub mod kubeclient;
 pub mod metrics;
-pub mod native;
-pub mod bench;
-pub mod sim;
 pub mod text;
 pub mod tls;
 pub mod update;

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use agent::archive::{self, ArchiveWriter, GathersMetadata, StatusReport, GATHERS_JSON};
 use agent::gather::{ModuleSpec, PeriodOptions};
 use agent::index::{self, Index};
-use agent::inspect::{self, glob::Glob, render};
+use gather_inspect::{self as inspect, glob::Glob, render};
 use agent::pdk::Api;
 use agent::policy::{self, BridgeError, Decision, ModulePolicy};
 use agent::sandbox::{LoadedModule, Limits, Sandbox};

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::io_pod_rule;
+
 use std::collections::BTreeSet;
 
 use agent::config::AgentConfig;
@@ -14,15 +16,6 @@ fn without_managed_fields(mut v: Value) -> Value {
         m.remove("managedFields");
     }
     v
-}
-
-/// IO's pod rule, computed independently from the fixtures.
-fn io_pod_rule(pod: &Value) -> bool {
-    let phase = pod["status"]["phase"].as_str().unwrap_or("");
-    let restarted = ["containerStatuses", "initContainerStatuses"].iter().any(|k| {
-        pod["status"][k].as_array().is_some_and(|cs| cs.iter().any(|c| c["restartCount"].as_i64().unwrap_or(0) > 0))
-    });
-    pod["metadata"]["namespace"].as_str().unwrap().starts_with("openshift-") && (!matches!(phase, "Running" | "Succeeded") || restarted)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,13 +110,13 @@ async fn default_gatherers_reproduce_the_sample_archive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_faults_reach_the_gatherer_and_the_archive() {
-    let sim = common::start(agent::sim::SimConfig {
+    let sim = common::start(gather_sim::SimConfig {
         faults: vec![
             "/api/v1/nodes=500".parse().unwrap(),
             "/apis/config.openshift.io/v1/clusterversions=404".parse().unwrap(),
             "/apis/config.openshift.io/v1/proxies=403".parse().unwrap(),
         ],
-        ..agent::sim::SimConfig::with_fixtures(common::sample_dir())
+        ..gather_sim::SimConfig::with_fixtures(common::sample_dir())
     })
     .await;
     let (result, _work) = common::period(&sim, &common::built_gatherers(), AgentConfig::default()).await;

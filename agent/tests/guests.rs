@@ -3,7 +3,8 @@
 
 mod common;
 
-use agent::archive::StatusReport;
+use common::report;
+
 use agent::config::AgentConfig;
 use agent::sandbox::{LoadError, Sandbox};
 
@@ -13,10 +14,6 @@ fn config(json: &str) -> AgentConfig {
 
 fn nodes_module() -> (String, Vec<u8>) {
     common::built_gatherers().into_iter().find(|(n, _)| n == "nodes.wasm").unwrap()
-}
-
-fn report<'a>(reports: &'a [StatusReport], name: &str) -> &'a StatusReport {
-    reports.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no report for {name}"))
 }
 
 fn assert_nodes_gathered(result: &agent::gather::PeriodResult) {

@@ -1,5 +1,5 @@
 //! Running as a cluster operator: endpoints and metrics scraped for real, retention, upload
-//! to a loopback receiver, and SIGTERM during a period leaving no partial archive.
+//! to a loopback receiver. SIGTERM during a period (the binary) is in cli/tests/resilience_cli.rs.
 
 mod common;
 
@@ -15,7 +15,7 @@ fn hello(name: &str, text: &str) -> Vec<u8> {
     common::hello(name, "1.0.0", text)
 }
 
-async fn start(sim: &agent::sim::SimHandle, work: &Path, modules: &[(&str, Vec<u8>)], tweak: impl FnOnce(&mut RunConfig)) -> Running {
+async fn start(sim: &gather_sim::SimHandle, work: &Path, modules: &[(&str, Vec<u8>)], tweak: impl FnOnce(&mut RunConfig)) -> Running {
     let dir = work.join("modules");
     std::fs::create_dir_all(&dir).unwrap();
     for (name, bytes) in modules {
@@ -196,67 +196,4 @@ async fn unauthorized_uploads_give_up_and_keep_the_archive() {
     assert_eq!(log.lock().unwrap().len(), 1, "no retries after a 401");
     assert!(Path::new(&up.archive).exists(), "the archive stays on disk");
     assert_eq!(metric(&metrics, r#"gather_agent_uploads_total{result="unauthorized"}"#), 1.0);
-}
-
-#[test]
-fn sigterm_during_a_period_leaves_no_partial_archive() {
-    use std::process::{Command, Stdio};
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let sim = rt.block_on(common::start_sample());
-    let work = tempfile::tempdir().unwrap();
-    let kc = work.path().join("kubeconfig");
-    sim.write_kubeconfig(&kc).unwrap();
-    let modules = work.path().join("modules");
-    std::fs::create_dir_all(&modules).unwrap();
-    std::fs::write(modules.join("a.wasm"), hello("a", "x")).unwrap();
-    std::fs::write(modules.join("loop.wasm"), common::wat("guests/loop.wat").1).unwrap();
-    let config = work.path().join("config.json");
-    // Each period takes ~1.5 s (the spinning guest hits its deadline), so SIGTERM lands mid-period.
-    std::fs::write(&config, r#"{"modules": {"loop": {"limits": {"deadlineMs": 1500}}}}"#).unwrap();
-    let out = work.path().join("out");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gather-agent"))
-        .arg("run")
-        .arg("--kubeconfig").arg(&kc)
-        .arg("--modules-dir").arg(&modules)
-        .arg("--out").arg(&out)
-        .arg("--state-dir").arg(work.path().join("state"))
-        .arg("--config").arg(&config)
-        .args(["--period", "200ms", "--listen", "off", "--shutdown-grace", "300ms"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let archives = |out: &Path| -> Vec<String> {
-        std::fs::read_dir(out).map(|rd| rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default()
-    };
-    // Wait for the first archive, then for the second period to be under way.
-    for _ in 0..400 {
-        if archives(&out).iter().any(|n| n.ends_with(".tar.gz")) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    let first = archives(&out);
-    assert_eq!(first.iter().filter(|n| n.ends_with(".tar.gz") && !n.starts_with('.')).count(), 1, "{first:?}");
-    assert!(first.iter().any(|n| n.starts_with(".insights-")), "a period is mid-way (its temp file exists): {first:?}");
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let mut exit = None;
-    for _ in 0..300 {
-        if let Some(s) = child.try_wait().unwrap() {
-            exit = Some(s);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let exit = exit.expect("the agent exits after SIGTERM");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(exit.success(), "exit status {exit:?}\n{stderr}");
-    assert!(stderr.contains("abandoning the period"), "{stderr}");
-    let left = archives(&out);
-    assert_eq!(left.len(), 1, "no temp file and no partial archive: {left:?}");
-    let listing = Command::new("tar").arg("-tzf").arg(out.join(&left[0])).output().unwrap();
-    assert!(listing.status.success(), "the earlier archive is intact");
-    drop(sim);
 }

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::io_pod_rule;
+
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -274,19 +276,10 @@ async fn a_guest_without_the_sdk_sees_the_documented_statuses() {
     }
 }
 
-/// IO's pod rule, computed from the simulator's own objects.
-fn io_pod_rule(pod: &Value) -> bool {
-    let phase = pod["status"]["phase"].as_str().unwrap_or("");
-    let restarted = ["containerStatuses", "initContainerStatuses"]
-        .iter()
-        .any(|k| pod["status"][k].as_array().is_some_and(|cs| cs.iter().any(|c| c["restartCount"].as_i64().unwrap_or(0) > 0)));
-    pod["metadata"]["namespace"].as_str().unwrap().starts_with("openshift-") && (!matches!(phase, "Running" | "Succeeded") || restarted)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_are_gathered_when_the_list_would_not_fit_the_guest_memory() {
     const MEMORY: usize = 2 * 1024 * 1024;
-    let sim = common::start(agent::sim::SimConfig { scale: 200, ..agent::sim::SimConfig::with_fixtures(common::sample_dir()) }).await;
+    let sim = common::start(gather_sim::SimConfig { scale: 200, ..gather_sim::SimConfig::with_fixtures(common::sample_dir()) }).await;
     let cluster = sim.cluster();
     let pods = cluster.objects(cluster.type_index("", "v1", "pods").unwrap());
     let list_bytes: usize = pods.iter().map(|p| p.bytes().len()).sum();

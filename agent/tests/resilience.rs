@@ -5,11 +5,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent::archive::StatusReport;
 use agent::config::AgentConfig;
 use agent::sandbox::Sandbox;
 use agent::state::StateDir;
@@ -17,35 +15,7 @@ use agent::update::{Ctx, IndexSettings, IndexSource, PollOutcome};
 
 // ---------- guests ----------
 
-const IMPORTS: &str = r#"
-  (import "gather" "log" (func $log (param i32 i32 i32) (result i32)))
-  (import "gather" "config" (func $config (param i32 i32) (result i32)))
-  (import "gather" "request" (func $request (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
-  (import "gather" "response_header" (func $header (param i32 i32 i32 i32 i32) (result i32)))
-  (import "gather" "response_read" (func $read (param i32 i32 i32) (result i32)))
-  (import "gather" "record" (func $record (param i32 i32 i32 i32) (result i32)))"#;
-
-/// Writes `$n` as five decimal digits at `$at` (for generated record names).
-const DIGITS: &str = r#"
-  (func $digits (param $n i32) (param $at i32) (local $i i32)
-    (local.set $i (i32.const 4))
-    (loop $d
-      (i32.store8 (i32.add (local.get $at) (local.get $i)) (i32.add (i32.const 48) (i32.rem_u (local.get $n) (i32.const 10))))
-      (local.set $n (i32.div_u (local.get $n) (i32.const 10)))
-      (br_if $d (i32.ge_s (local.tee $i (i32.sub (local.get $i) (i32.const 1))) (i32.const 0)))))"#;
-
-fn guest(name: &str, body: &str) -> (String, Vec<u8>) {
-    let manifest = format!(r#"{{\"name\":\"{name}\",\"version\":\"1.0.0\",\"abi\":1,\"permissions\":[\"GET /api/v1/nodes\"]}}"#);
-    let src = format!(
-        r#"(module {IMPORTS}
-             (memory (export "memory") 1)
-             {DIGITS}
-             (func (export "gather_abi_version_1"))
-             {body}
-             (@custom "gather.manifest" "{manifest}"))"#
-    );
-    (format!("{name}.wasm"), wat::parse_str(&src).unwrap_or_else(|e| panic!("{name}: {e}")))
-}
+use common::{guest, records_forever, report};
 
 fn many_records() -> (String, Vec<u8>) {
     guest(
@@ -56,21 +26,6 @@ fn many_records() -> (String, Vec<u8>) {
                (call $digits (local.get $i) (i32.const 9))
                (if (i32.ne (call $record (i32.const 0) (i32.const 18) (i32.const 64) (i32.const 1)) (i32.const 0)) (then (return (i32.const 1))))
                (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 5000))))
-             (i32.const 0))"#,
-    )
-}
-
-fn records_forever() -> (String, Vec<u8>) {
-    guest(
-        "forever",
-        r#"(data (i32.const 0) "forever/00000.bin")
-           (func (export "gather") (result i32) (local $i i32)
-             ;; Ignores every status and never stops on its own.
-             (loop $l
-               (call $digits (i32.and (local.get $i) (i32.const 65535)) (i32.const 8))
-               (drop (call $record (i32.const 0) (i32.const 17) (i32.const 1024) (i32.const 100)))
-               (local.set $i (i32.add (local.get $i) (i32.const 1)))
-               (br $l))
              (i32.const 0))"#,
     )
 }
@@ -139,10 +94,6 @@ fn too_many_functions() -> (String, Vec<u8>) {
             (@custom "gather.manifest" "{{\"name\":\"bloated\",\"version\":\"1\",\"abi\":1}}"))"#
     );
     ("bloated.wasm".into(), wat::parse_str(&src).unwrap())
-}
-
-fn report<'a>(reports: &'a [StatusReport], name: &str) -> &'a StatusReport {
-    reports.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no report for {name}: {reports:#?}"))
 }
 
 fn nodes() -> (String, Vec<u8>) {
@@ -473,9 +424,9 @@ async fn api_faults_are_reported_precisely_within_the_deadline() {
         (format!("{path}=500"), "HTTP 500"),
         (format!("{path}=503"), "HTTP 503"),
     ] {
-        let sim = common::start(agent::sim::SimConfig {
+        let sim = common::start(gather_sim::SimConfig {
             faults: vec![fault.parse().unwrap()],
-            ..agent::sim::SimConfig::with_fixtures(common::sample_dir())
+            ..gather_sim::SimConfig::with_fixtures(common::sample_dir())
         })
         .await;
         let (result, _work) = common::period(&sim, std::slice::from_ref(&cv), AgentConfig::default()).await;
@@ -484,9 +435,9 @@ async fn api_faults_are_reported_precisely_within_the_deadline() {
         assert_eq!(r.records_count, 0);
     }
     // 404: the gatherer's call, a warning.
-    let sim = common::start(agent::sim::SimConfig {
+    let sim = common::start(gather_sim::SimConfig {
         faults: vec![format!("{path}=404").parse().unwrap()],
-        ..agent::sim::SimConfig::with_fixtures(common::sample_dir())
+        ..gather_sim::SimConfig::with_fixtures(common::sample_dir())
     })
     .await;
     let (result, _work) = common::period(&sim, std::slice::from_ref(&cv), AgentConfig::default()).await;
@@ -494,7 +445,7 @@ async fn api_faults_are_reported_precisely_within_the_deadline() {
     assert!(r.errors.is_none() && r.warnings.as_ref().unwrap()[0].contains("404"), "{r:?}");
 
     // A slow API: the request times out and the period ends within the gatherer's deadline.
-    let sim = common::start(agent::sim::SimConfig { delay: Duration::from_secs(3), ..agent::sim::SimConfig::with_fixtures(common::sample_dir()) }).await;
+    let sim = common::start(gather_sim::SimConfig { delay: Duration::from_secs(3), ..gather_sim::SimConfig::with_fixtures(common::sample_dir()) }).await;
     let cfg: AgentConfig = serde_json::from_str(r#"{"limits": {"requestTimeoutSeconds": 1, "deadlineMs": 2500}}"#).unwrap();
     let (result, _work) = common::period(&sim, std::slice::from_ref(&cv), cfg).await;
     let r = report(&result.metadata.status_reports, "clusterversion");
@@ -504,62 +455,7 @@ async fn api_faults_are_reported_precisely_within_the_deadline() {
     assert_ne!(r.error_kind.as_deref(), Some("deadline"), "{r:?}");
 }
 
-// ---------- local faults ----------
-
-fn bin() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_gather-agent"))
-}
-
-fn modules_dir(dir: &Path) -> PathBuf {
-    let m = dir.join("modules");
-    std::fs::create_dir_all(&m).unwrap();
-    for (name, bytes) in common::built_gatherers() {
-        std::fs::write(m.join(name), bytes).unwrap();
-    }
-    m
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unwritable_output_and_a_full_disk_lose_nothing() {
-    let sim = common::start_sample().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("kubeconfig");
-    sim.write_kubeconfig(&kc).unwrap();
-    let modules = modules_dir(dir.path());
-
-    // The output "directory" is a file.
-    let file = dir.path().join("not-a-dir");
-    std::fs::write(&file, b"x").unwrap();
-    let (kc2, m2, f2) = (kc.clone(), modules.clone(), file.clone());
-    let o = tokio::task::spawn_blocking(move || bin().arg("gather").arg("--kubeconfig").arg(&kc2).arg("--modules").arg(&m2).arg("--out").arg(&f2).output().unwrap()).await.unwrap();
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("not-a-dir") && err.lines().filter(|l| l.starts_with("error:")).count() == 1, "{err}");
-    assert_eq!(std::fs::read(&file).unwrap(), b"x");
-
-    // A full disk (a 20 KiB file-size limit): the write fails cleanly, nothing is left behind,
-    // and an earlier archive in the same directory is untouched.
-    let out = dir.path().join("out");
-    let (kc2, m2, o2) = (kc.clone(), modules.clone(), out.clone());
-    let ok = tokio::task::spawn_blocking(move || bin().arg("gather").arg("--kubeconfig").arg(&kc2).arg("--modules").arg(&m2).arg("--out").arg(&o2).output().unwrap()).await.unwrap();
-    assert!(ok.status.success());
-    let earlier = String::from_utf8(ok.stdout).unwrap().trim().to_owned();
-    let earlier_bytes = std::fs::read(&earlier).unwrap();
-    let script = format!(
-        "ulimit -f 20; exec '{}' gather --kubeconfig '{}' --modules '{}' --out '{}'",
-        env!("CARGO_BIN_EXE_gather-agent"),
-        kc.display(),
-        modules.display(),
-        out.display()
-    );
-    let o = tokio::task::spawn_blocking(move || std::process::Command::new("bash").arg("-c").arg(script).output().unwrap()).await.unwrap();
-    assert!(!o.status.success(), "no archive could be written, so the exit status says so");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("File too large"), "{err}");
-    let left: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert_eq!(left.len(), 1, "no partial archive, no temp file: {left:?}");
-    assert_eq!(std::fs::read(&earlier).unwrap(), earlier_bytes);
-}
+// ---------- local faults (the binary's own are in cli/tests/resilience_cli.rs) ----------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_output_dir_does_not_stop_the_agent() {
@@ -609,118 +505,3 @@ async fn a_failing_output_dir_does_not_stop_the_agent() {
     }
 }
 
-#[test]
-fn sigterm_while_records_stream_into_the_archive() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let sim = rt.block_on(common::start_sample());
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("kubeconfig");
-    sim.write_kubeconfig(&kc).unwrap();
-    let m = dir.path().join("m");
-    std::fs::create_dir_all(&m).unwrap();
-    std::fs::write(m.join("forever.wasm"), records_forever().1).unwrap();
-    let config = dir.path().join("config.json");
-    std::fs::write(&config, r#"{"modules": {"forever": {"limits": {"deadlineSeconds": 30}}}}"#).unwrap();
-    let out = dir.path().join("out");
-    let mut child = bin()
-        .arg("run").arg("--kubeconfig").arg(&kc).arg("--modules-dir").arg(&m).arg("--out").arg(&out)
-        .arg("--state-dir").arg(dir.path().join("state")).arg("--config").arg(&config)
-        .args(["--listen", "off", "--shutdown-grace", "0s"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the temp archive is growing: records are being written right now.
-    let temp_size = || -> u64 {
-        std::fs::read_dir(&out).map(|d| d.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".insights-")).map(|e| e.metadata().map(|m| m.len()).unwrap_or(0)).sum()).unwrap_or(0)
-    };
-    for _ in 0..400 {
-        if temp_size() > 64 * 1024 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    if temp_size() == 0 {
-        let _ = child.kill();
-        let mut err = String::new();
-        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-        panic!("the archive was never being written; agent stderr:\n{err}\nout: {:?}", std::fs::read_dir(&out).map(|d| d.count()));
-    }
-    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    // A hang guard, not a speed check: the agent must exit at all after SIGTERM.
-    let mut status = None;
-    for _ in 0..2400 {
-        if let Some(s) = child.try_wait().unwrap() {
-            status = Some(s);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    let Some(status) = status else {
-        let _ = child.kill();
-        panic!("the agent did not exit after SIGTERM");
-    };
-    assert!(status.success(), "{status:?}");
-    let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
-    assert!(left.is_empty(), "no partial archive and no temp file: {left:?}");
-}
-
-#[test]
-fn a_second_agent_on_the_same_state_dir_refuses_to_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let m = dir.path().join("m");
-    std::fs::create_dir_all(&m).unwrap();
-    std::fs::write(m.join("hello.wasm"), hello()).unwrap();
-    let kc = dir.path().join("kubeconfig");
-    std::fs::write(&kc, "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:9\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n").unwrap();
-    let args = |out: &str| {
-        let mut c = bin();
-        c.arg("run").arg("--kubeconfig").arg(&kc).arg("--modules-dir").arg(&m).arg("--out").arg(dir.path().join(out))
-            .arg("--state-dir").arg(dir.path().join("state")).args(["--listen", "off", "--period", "1h"]);
-        c
-    };
-    let first_log = dir.path().join("first.log");
-    let mut first = args("a").stderr(std::fs::File::create(&first_log).unwrap()).spawn().unwrap();
-    // Only start the second agent once the first holds the lock (its pid is in the lock file):
-    // under load the first may need more than a moment to get there.
-    let lock = dir.path().join("state/lock");
-    let holds = || std::fs::read_to_string(&lock).is_ok_and(|s| s.contains(&first.id().to_string()));
-    let waited = std::time::Instant::now();
-    while !holds() && waited.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut second = None;
-    for _ in 0..100 {
-        std::thread::sleep(Duration::from_millis(100));
-        // If the first agent died, a second one would take the lock and run its 1 h period:
-        // fail with the first one's log instead of hanging.
-        if let Some(status) = first.try_wait().unwrap() {
-            panic!("the first agent exited early ({status}): {}", std::fs::read_to_string(&first_log).unwrap_or_default());
-        }
-        let mut c = args("b");
-        let mut child = c.stderr(std::process::Stdio::piped()).stdout(std::process::Stdio::null()).spawn().unwrap();
-        let started = std::time::Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break Some(s);
-            }
-            if started.elapsed() > Duration::from_secs(20) {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut stderr = String::new();
-        use std::io::Read as _;
-        let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
-        let status = status.expect("a second agent on a locked state dir must refuse at once, not run");
-        if !status.success() && stderr.contains("in use by another gather-agent") {
-            second = Some(stderr);
-            break;
-        }
-    }
-    let _ = first.kill();
-    let _ = first.wait();
-    let err = second.expect("the second agent refused");
-    assert!(err.contains(&format!("pid {}", first.id())), "the message names the holder: {err}");
-}

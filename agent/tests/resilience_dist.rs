@@ -47,7 +47,7 @@ fn grower(name: &str, pages: u32) -> Vec<u8> {
 /// A signed site served by `agent::serve` on loopback, plus the simulator.
 struct Site {
     work: tempfile::TempDir,
-    sim: agent::sim::SimHandle,
+    sim: gather_sim::SimHandle,
     server: agent::serve::ServeHandle,
     key: PathBuf,
     public_key: String,

@@ -13,7 +13,7 @@ use agent::archive::StatusReport;
 use agent::config::AgentConfig;
 use agent::gather::{ModuleSpec, PeriodOptions, PeriodResult};
 use agent::sandbox::{LoadError, Sandbox};
-use agent::sim::{SimConfig, SimHandle};
+use gather_sim::{SimConfig, SimHandle};
 use agent::state::StateDir;
 use agent::update::{Ctx, IndexSettings, IndexSource, PollOutcome};
 

@@ -14,7 +14,7 @@ use common::{hello, Running};
 
 struct Harness {
     work: tempfile::TempDir,
-    sim: agent::sim::SimHandle,
+    sim: gather_sim::SimHandle,
     server: Option<ServeHandle>,
     url: String,
     key: PathBuf,

@@ -1,7 +1,7 @@
 //! Project automation (`cargo xtask <task>`), std-only so it builds in seconds.
 //!
 //! - `cargo xtask test`: build the wasm gatherers, then run every test in the workspace.
-//! - `cargo xtask demo`: build the gatherers, then run `gather-agent demo`.
+//! - `cargo xtask demo`: build the gatherers, then run `gather-agent demo` (crate `cli/`).
 //! - `cargo xtask gatherers`: build the wasm gatherers into `target/gatherers/` (benchmark
 //!   probes, `gatherers/bench-*`, into `target/bench/`).
 
@@ -68,7 +68,7 @@ fn main() -> ExitCode {
         }),
         Some("demo") => gatherers().and_then(|_| {
             let mut cmd = cargo();
-            cmd.args(["run", "--release", "--locked", "-p", "agent", "--", "demo"]).args(&args[1..]);
+            cmd.args(["run", "--release", "--locked", "-p", "gather-agent", "--", "demo"]).args(&args[1..]);
             run(cmd)
         }),
         _ => Err("usage: cargo xtask <test|demo|gatherers> [extra args]\n\

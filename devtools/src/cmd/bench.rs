@@ -1,0 +1,326 @@
+//! `gather-agent bench`: the performance table of docs/PERFORMANCE.md, measured in one run.
+//!
+//! For each cluster size it starts the simulator as a child process (`gather-agent sim`), then
+//! measures each period in a child of its own (`bench worker-period`), wasm then native, so the
+//! simulator's memory and the other mode's never count in a peak RSS; then the kubectl peer
+//! script (`bench worker-kubectl`). The scale-independent figures (module load, host-call
+//! overhead, archive throughput, the unchanged poll) come last, the poll in a child too.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use serde::de::DeserializeOwned;
+
+use crate::bench::{self, ArchiveFigures, CallFigures, LoadFigures, Mode, PeerFigures, PeriodFigures, PollFigures};
+
+/// Arguments of `bench`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Cluster sizes: `sample` (the sample cluster alone) or N (`sim --scale N`: N more nodes
+    /// and 10*N more pods). Comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "sample,1000,5000")]
+    pub scales: Vec<String>,
+    /// Periods measured per mode and size (the table shows medians).
+    #[arg(long, default_value_t = 3)]
+    pub periods: usize,
+    /// The wasm gatherers (`cargo xtask gatherers`).
+    #[arg(long, value_name = "DIR", default_value_os_t = bench::workspace_target().join("gatherers"))]
+    pub modules: PathBuf,
+    /// The host-call probe module (`cargo xtask gatherers` builds it).
+    #[arg(long, value_name = "FILE", default_value_os_t = bench::workspace_target().join("bench/bench_requests.wasm"))]
+    pub probe: PathBuf,
+    /// The fixture cluster the simulator serves.
+    #[arg(long, value_name = "DIR", default_value_os_t = bench::sample_fixtures())]
+    pub fixtures: PathBuf,
+    /// kubectl for the peer script; `none` skips the peer.
+    #[arg(long, default_value = "kubectl")]
+    pub kubectl: String,
+    /// Set only in the child processes the command starts.
+    #[command(subcommand)]
+    pub job: Option<Job>,
+}
+
+/// The child processes' jobs (internal; their arguments mirror the parent's).
+#[derive(clap::Subcommand)]
+#[allow(missing_docs)]
+pub enum Job {
+    /// Measure periods of the default gatherers; prints PeriodFigures as JSON.
+    #[command(hide = true, name = "worker-period")]
+    Period {
+        #[arg(long)]
+        mode: Mode,
+        #[arg(long)]
+        kubeconfig: PathBuf,
+        #[arg(long)]
+        modules: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        periods: usize,
+    },
+    /// Run the kubectl peer script; prints PeerFigures as JSON.
+    #[command(hide = true, name = "worker-kubectl")]
+    Kubectl {
+        #[arg(long)]
+        kubectl: PathBuf,
+        #[arg(long)]
+        kubeconfig: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Measure unchanged index polls; prints PollFigures as JSON.
+    #[command(hide = true, name = "worker-poll")]
+    Poll {
+        #[arg(long)]
+        modules: PathBuf,
+        #[arg(long)]
+        work: PathBuf,
+    },
+}
+
+/// Runs `bench`: the coordinator, or one child job.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.job {
+        Some(Job::Period { mode, kubeconfig, modules, out, periods }) => {
+            print_json(&bench::periods(mode, &kubeconfig, &modules, &out, periods).await?)
+        }
+        Some(Job::Kubectl { kubectl, kubeconfig, out }) => {
+            print_json(&tokio::task::spawn_blocking(move || bench::kubectl_peer(&kubectl, &kubeconfig, &out)).await??)
+        }
+        Some(Job::Poll { modules, work }) => print_json(&bench::unchanged_poll(&modules, &work, 200).await?),
+        None => coordinate(args).await,
+    }
+}
+
+fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(v)?);
+    Ok(())
+}
+
+/// Runs `gather-agent [args]` and parses the JSON it prints last.
+fn child<T: DeserializeOwned>(args: &[&std::ffi::OsStr]) -> anyhow::Result<T> {
+    let exe = std::env::current_exe()?;
+    let out = Command::new(&exe).arg("--log").arg("error").args(args).stderr(Stdio::inherit()).output()?;
+    if !out.status.success() {
+        bail!("{} {:?} failed: {}", exe.display(), args, out.status);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).with_context(|| format!("parsing the output of {args:?}: {line}"))
+}
+
+/// The simulator as a child process; killed on drop.
+struct Sim {
+    child: Child,
+    kubeconfig: PathBuf,
+    nodes: usize,
+    pods: usize,
+}
+
+impl Sim {
+    fn start(fixtures: &Path, scale: u32, dir: &Path) -> anyhow::Result<Sim> {
+        let kubeconfig = dir.join(format!("sim-{scale}.kubeconfig"));
+        let _ = std::fs::remove_file(&kubeconfig);
+        let log = dir.join(format!("sim-{scale}.log"));
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["--log", "warn", "sim", "--listen", "127.0.0.1:0", "--scale", &scale.to_string()])
+            .arg("--fixtures")
+            .arg(fixtures)
+            .arg("--write-kubeconfig")
+            .arg(&kubeconfig)
+            .stdout(std::fs::File::create(&log)?)
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the simulator")?;
+        let started = Instant::now();
+        while !kubeconfig.exists() {
+            if let Some(status) = child.try_wait()? {
+                bail!("the simulator exited ({status}); see {}", log.display());
+            }
+            if started.elapsed() > Duration::from_secs(120) {
+                let _ = child.kill();
+                bail!("the simulator did not start within 120 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let count = |resource: &str| {
+            text.lines()
+                .find(|l| l.split_whitespace().nth(1) == Some(resource))
+                .and_then(|l| l.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok(Sim { nodes: count("nodes"), pods: count("pods"), child, kubeconfig })
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct ScaleRow {
+    label: String,
+    nodes: usize,
+    pods: usize,
+    wasm: PeriodFigures,
+    native: PeriodFigures,
+    peer: Option<PeerFigures>,
+}
+
+async fn coordinate(args: BenchArgs) -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    for label in &args.scales {
+        let scale: u32 = if label == "sample" { 0 } else { label.parse().with_context(|| format!("--scales: {label:?} is not `sample` or a number"))? };
+        eprintln!("bench: cluster {label}: starting the simulator");
+        let sim = Sim::start(&args.fixtures, scale, work.path())?;
+        let measure = |mode: Mode| -> anyhow::Result<PeriodFigures> {
+            eprintln!("bench: cluster {label}: {} periods, {mode:?}", args.periods);
+            let out = work.path().join("out");
+            let periods = args.periods.to_string();
+            let mode_arg = if mode == Mode::Wasm { "wasm" } else { "native" };
+            child(&["bench".as_ref(), "worker-period".as_ref(), "--mode".as_ref(), mode_arg.as_ref(),
+                    "--kubeconfig".as_ref(), sim.kubeconfig.as_os_str(), "--modules".as_ref(), args.modules.as_os_str(),
+                    "--out".as_ref(), out.as_os_str(), "--periods".as_ref(), periods.as_ref()])
+        };
+        let wasm = measure(Mode::Wasm)?;
+        let native = measure(Mode::Native)?;
+        let peer = if args.kubectl == "none" {
+            None
+        } else {
+            eprintln!("bench: cluster {label}: the kubectl peer script");
+            let out = work.path().join("kubectl");
+            Some(child::<PeerFigures>(&["bench".as_ref(), "worker-kubectl".as_ref(), "--kubectl".as_ref(), args.kubectl.as_ref(),
+                "--kubeconfig".as_ref(), sim.kubeconfig.as_os_str(), "--out".as_ref(), out.as_os_str()])?)
+        };
+        rows.push(ScaleRow { label: label.clone(), nodes: sim.nodes, pods: sim.pods, wasm, native, peer });
+    }
+
+    eprintln!("bench: module load, host calls, archive, poll");
+    let mut modules: Vec<(String, Vec<u8>)> = std::fs::read_dir(&args.modules)
+        .with_context(|| format!("reading {}: run `cargo xtask gatherers`", args.modules.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .map(|p| Ok((p.file_name().unwrap_or_default().to_string_lossy().into_owned(), std::fs::read(&p)?)))
+        .collect::<std::io::Result<_>>()?;
+    modules.sort();
+    let loads = tokio::task::spawn_blocking(move || bench::load_figures(&modules, 20)).await??;
+    let probe = std::fs::read(&args.probe).with_context(|| format!("reading {}: run `cargo xtask gatherers`", args.probe.display()))?;
+    let calls = tokio::task::spawn_blocking(move || bench::host_call_overhead(&probe, 20_000)).await??;
+    let archive_dir = work.path().join("archive");
+    let fixtures = args.fixtures.clone();
+    let archive = tokio::task::spawn_blocking(move || bench::archive_throughput(&archive_dir, &fixtures, 64_000_000)).await??;
+    let poll: PollFigures = child(&["bench".as_ref(), "worker-poll".as_ref(), "--modules".as_ref(), args.modules.as_os_str(),
+        "--work".as_ref(), work.path().join("poll").as_os_str()])?;
+
+    print_table(&rows, &loads, &calls, &archive, &poll);
+    eprintln!("bench: done in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 { format!("{:.2}×", a / b) } else { "—".into() }
+}
+
+fn print_table(rows: &[ScaleRow], loads: &[LoadFigures], calls: &CallFigures, archive: &ArchiveFigures, poll: &PollFigures) {
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("gather-agent {} on {cpus} × {cpu_model}\n", env!("CARGO_PKG_VERSION"));
+
+    let mut header = vec!["figure".to_owned()];
+    header.extend(rows.iter().map(|r| if r.label == "sample" { "sample".to_owned() } else { format!("--scale {}", r.label) }));
+    header.push("target".into());
+    let mut table: Vec<Vec<String>> = Vec::new();
+    let mut per_scale = |name: &str, f: &dyn Fn(&ScaleRow) -> String, target: &str| {
+        let mut line = vec![name.to_owned()];
+        line.extend(rows.iter().map(f));
+        line.push(target.to_owned());
+        table.push(line);
+    };
+    per_scale("cluster: nodes / pods", &|r| format!("{} / {}", r.nodes, r.pods), "");
+    per_scale("period wall: wasm / native", &|r| format!("{:.0} / {:.0} ms", r.wasm.wall_ms, r.native.wall_ms), "");
+    per_scale("**wasm ÷ native, wall**", &|r| ratio(r.wasm.wall_ms, r.native.wall_ms), "≤ 1.5× at 5000");
+    per_scale("period CPU: wasm / native", &|r| format!("{:.0} / {:.0} ms", r.wasm.cpu_ms, r.native.cpu_ms), "");
+    per_scale("wasm ÷ native, CPU", &|r| ratio(r.wasm.cpu_ms, r.native.cpu_ms), "");
+    per_scale("**peak RSS: wasm / native**", &|r| format!("{} / {}", mb(r.wasm.peak_rss_bytes), mb(r.native.peak_rss_bytes)), "≤ 100 MB at 5000, sublinear");
+    per_scale("records / requests per period", &|r| format!("{} / {}", r.wasm.records, r.wasm.requests), "");
+    per_scale("record bytes → archive", &|r| format!("{} → {}", mb(r.wasm.bytes_emitted), mb(r.wasm.archive_bytes)), "");
+    per_scale("kubectl script: wall / CPU", &|r| r.peer.as_ref().map_or("—".into(), |p| format!("{:.0} / {:.0} ms", p.wall_ms, p.cpu_ms)), "");
+    per_scale("kubectl: largest peak RSS / JSON", &|r| r.peer.as_ref().map_or("—".into(), |p| format!("{} / {}", mb(p.peak_rss_bytes), mb(p.bytes))), "");
+    per_scale("**agent (wasm) ÷ kubectl, wall**", &|r| r.peer.as_ref().map_or("—".into(), |p| ratio(r.wasm.wall_ms, p.wall_ms)), "≤ 0.3×");
+    let blank = rows.len().saturating_sub(1);
+    let mut single = |name: String, value: String, target: &str| {
+        let mut line = vec![name, value];
+        line.extend(std::iter::repeat_n(String::new(), blank));
+        line.push(target.to_owned());
+        table.push(line);
+    };
+    for l in loads {
+        single(
+            format!("load {} ({:.0} KB): compile + instantiate (eager compile)", l.name, l.bytes as f64 / 1e3),
+            format!("{:.2} + {:.2} ms ({:.2} ms)", l.compile_ms, l.instantiate_ms, l.eager_compile_ms),
+            "≤ 2 ms for 200 KB",
+        );
+    }
+    single(
+        format!("host call per REST request ({} B body): wasm / native / host only", calls.body_bytes),
+        format!("{:.2} / {:.2} / {:.2} µs", calls.wasm_us, calls.native_us, calls.host_us),
+        "",
+    );
+    single(
+        format!("archive writing ({} of real objects)", mb(archive.input_bytes)),
+        format!(
+            "{:.0} MB/s, {:.1}:1 (bare gzip -1: {:.0} MB/s; -6: {:.0} MB/s, {:.1}:1)",
+            archive.mb_per_s,
+            archive.input_bytes as f64 / archive.output_bytes.max(1) as f64,
+            archive.gzip_fast_mb_per_s,
+            archive.gzip_default_mb_per_s,
+            archive.gzip_default_ratio
+        ),
+        "≥ 100 MB/s",
+    );
+    single(
+        format!("unchanged index poll (304), mean of {}", poll.polls),
+        format!("{:.2} ms wall, {:.2} ms CPU, {} index bodies, {} module downloads", poll.wall_ms_per_poll, poll.cpu_ms_per_poll, poll.index_bodies, poll.module_downloads),
+        "no module download",
+    );
+    print_markdown(&header, &table);
+    for r in rows {
+        for (mode, f) in [("wasm", &r.wasm), ("native", &r.native)] {
+            for failed in &f.failed {
+                println!("\nnote: {} {mode}: {failed}", r.label);
+            }
+        }
+        for failed in r.peer.iter().flat_map(|p| &p.failed) {
+            println!("\nnote: {} kubectl: {failed}", r.label);
+        }
+    }
+}
+
+fn print_markdown(header: &[String], rows: &[Vec<String>]) {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([header[i].chars().count()]).max().unwrap_or(0))
+        .collect();
+    let line = |cells: &[String]| {
+        let cells: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("| {} |", cells.join(" | "));
+    };
+    line(header);
+    println!("|{}|", widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("|"));
+    for r in rows {
+        line(r);
+    }
+}
