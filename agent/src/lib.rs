@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`sandbox`]: the wasmi engine: module validation, compiled-module cache, limits, deadline.
 //! - [`pdk`]: the host functions gatherers import (ABI v1), separate from lifecycle.
+//! - [`wasi`]: the sandboxed `wasi_snapshot_preview1` subset Go gatherers need (no file system).
 //! - [`policy`]: the REST bridge and its request policy (GET-only, declared paths, no secrets).
 //! - [`archive`]: the Insights Operator tar.gz format: record rules, streaming writes, gathers.json.
 //! - [`config`]: the agent's config file: limits, policy and config per module.
@@ -50,3 +51,4 @@ pub mod sim;
 pub mod tls;
 pub mod update;
 pub mod upload;
+pub mod wasi;

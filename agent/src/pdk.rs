@@ -162,6 +162,8 @@ pub struct HostState {
     pub report: RunReport,
     /// Memory accounting for the store.
     pub limiter: GuestLimiter,
+    /// WASI state for guests built against `wasi_snapshot_preview1` (Go's line buffers).
+    pub wasi: crate::wasi::WasiState,
 }
 
 impl HostState {
@@ -187,6 +189,7 @@ impl HostState {
             handles: Default::default(),
             next_handle: 1,
             report: RunReport::default(),
+            wasi: Default::default(),
         }
     }
 
