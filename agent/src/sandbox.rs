@@ -224,6 +224,12 @@ impl Sandbox {
         let mut config = Config::default();
         config
             .consume_fuel(true)
+            // Functions are compiled lazily, on their first call, and wasmi 2.0 cannot resume a
+            // call whose fuel runs out *during* that compilation: the run would die as `fuel`
+            // with budget left (frequent with Go modules' thousands of functions). So compiling
+            // costs no fuel: it happens once per module, not per run, and is bounded by the
+            // module's size and structure (`structure::check`); copying still costs fuel.
+            .fuel_cost(wasmi::CustomFuelCosts { bytes_copied_per_fuel: 64, fuel_per_bytes_translated: 0, fuel_per_bytes_validated: 0 })
             // `strict()` but for data segments, enforced by `structure::check` (wasmi's limits
             // cannot be set one by one, and Go modules need more data segments).
             .enforced_limits(EnforcedLimits::default())
