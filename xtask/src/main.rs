@@ -1,6 +1,7 @@
 //! Project automation (`cargo xtask <task>`), std-only so it builds in seconds.
 //!
-//! - `cargo xtask test`: build the wasm gatherers, then run every test in the workspace.
+//! - `cargo xtask test`: build the wasm gatherers, run the Go SDK's and Go gatherers' `go test`,
+//!   then every test in the workspace.
 //! - `cargo xtask demo`: build the gatherers, then run `gather-agent demo`.
 //! - `cargo xtask gatherers`: build the wasm gatherers into `target/gatherers/` (benchmark
 //!   probes, `gatherers/bench-*`, into `target/bench/`): the Rust crates under `gatherers/`
@@ -89,8 +90,6 @@ fn go_modules(src: &Path, out: &Path) -> Result<usize, String> {
     dirs.sort();
     let go = go_tool()?;
     std::fs::create_dir_all(out).map_err(|e| format!("creating {}: {e}", out.display()))?;
-    // Everything Go writes stays under target/: no network (GOPROXY=off; the SDK is a local
-    // `replace`), no toolchain download, no telemetry.
     let go_home = root().join("target/go");
     for dir in &dirs {
         let name = dir.file_name().expect("a directory name").to_string_lossy().into_owned();
@@ -98,21 +97,12 @@ fn go_modules(src: &Path, out: &Path) -> Result<usize, String> {
             .map_err(|e| format!("{}: a Go gatherer needs a manifest.json beside its go.mod: {e}", dir.display()))?;
         let kind = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let built = go_home.join("build").join(format!("{kind}-{name}.wasm"));
-        let mut cmd = Command::new(&go);
-        cmd.current_dir(dir)
-            .args(["build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w", "-o"])
+        let mut cmd = go_command(&go, dir);
+        cmd.args(["build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w", "-o"])
             .arg(&built)
             .arg(".")
             .env("GOOS", "wasip1")
-            .env("GOARCH", "wasm")
-            .env("GOCACHE", go_home.join("cache"))
-            .env("GOPATH", go_home.join("path"))
-            .env("GOMODCACHE", go_home.join("path/pkg/mod"))
-            .env("GOTOOLCHAIN", "local")
-            .env("GOPROXY", "off")
-            .env("GOFLAGS", "-mod=mod")
-            .env("GOWORK", "off")
-            .env("GOTELEMETRY", "off");
+            .env("GOARCH", "wasm");
         run(cmd)?;
         let mut wasm = std::fs::read(&built).map_err(|e| format!("reading {}: {e}", built.display()))?;
         append_custom_section(&mut wasm, "gather.manifest", trim_ascii(&manifest));
@@ -120,6 +110,40 @@ fn go_modules(src: &Path, out: &Path) -> Result<usize, String> {
         std::fs::write(&dest, wasm).map_err(|e| format!("writing {}: {e}", dest.display()))?;
     }
     Ok(dirs.len())
+}
+
+/// A `go` command run in `dir`. Everything Go writes stays under target/go: no network
+/// (GOPROXY=off; the SDK is a local `replace`), no toolchain download, no telemetry.
+fn go_command(go: &Path, dir: &Path) -> Command {
+    let go_home = root().join("target/go");
+    let mut cmd = Command::new(go);
+    cmd.current_dir(dir)
+        .env("GOCACHE", go_home.join("cache"))
+        .env("GOPATH", go_home.join("path"))
+        .env("GOMODCACHE", go_home.join("path/pkg/mod"))
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOWORK", "off")
+        .env("GOTELEMETRY", "off");
+    cmd
+}
+
+/// `go test` of the Go SDK (against its fake host) and of every Go gatherer, natively.
+fn go_tests() -> Result<(), String> {
+    let mut dirs = vec![root().join("hostapi/go")];
+    if let Ok(entries) = std::fs::read_dir(root().join("gatherers/go")) {
+        let mut gatherers: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join("go.mod").exists()).collect();
+        gatherers.sort();
+        dirs.extend(gatherers);
+    }
+    let go = go_tool()?;
+    for dir in dirs {
+        let mut cmd = go_command(&go, &dir);
+        cmd.args(["test", "-count=1", "./..."]);
+        run(cmd)?;
+    }
+    Ok(())
 }
 
 fn trim_ascii(bytes: &[u8]) -> &[u8] {
@@ -155,7 +179,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("gatherers") => gatherers().map(|_| ()),
-        Some("test") => gatherers().and_then(|_| {
+        Some("test") => gatherers().and_then(|_| go_tests()).and_then(|_| {
             let mut cmd = cargo();
             cmd.args(["test", "--workspace", "--locked"]).args(&args[1..]);
             run(cmd)
@@ -166,7 +190,7 @@ fn main() -> ExitCode {
             run(cmd)
         }),
         _ => Err("usage: cargo xtask <test|demo|gatherers> [extra args]\n\
-                  \n  test       build the wasm gatherers, then run every test (the CI command)\
+                  \n  test       build the wasm gatherers, run the Go and Rust tests (the CI command)\
                   \n  demo       build the gatherers, then run `gather-agent demo`\
                   \n  gatherers  build the wasm gatherers (Rust and Go) into target/gatherers/"
             .to_owned()),
