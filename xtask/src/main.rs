@@ -84,6 +84,7 @@ fn go_tool() -> Result<PathBuf, String> {
 fn go_modules(src: &Path, out: &Path) -> Result<usize, String> {
     let Ok(entries) = std::fs::read_dir(src) else { return Ok(0) };
     let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join("go.mod").exists()).collect();
+    let probes = dirs.iter().filter(|d| d.file_name().is_some_and(|n| n.to_string_lossy().starts_with("bench-"))).count();
     if dirs.is_empty() {
         return Ok(0);
     }
@@ -106,10 +107,11 @@ fn go_modules(src: &Path, out: &Path) -> Result<usize, String> {
         run(cmd)?;
         let mut wasm = std::fs::read(&built).map_err(|e| format!("reading {}: {e}", built.display()))?;
         append_custom_section(&mut wasm, "gather.manifest", trim_ascii(&manifest));
-        let dest = out.join(format!("{name}.wasm"));
+        // Benchmark probes (`bench-*`) go to target/bench, as the Rust ones do.
+        let dest = if name.starts_with("bench-") { root().join("target/bench") } else { out.to_owned() }.join(format!("{name}.wasm"));
         std::fs::write(&dest, wasm).map_err(|e| format!("writing {}: {e}", dest.display()))?;
     }
-    Ok(dirs.len())
+    Ok(dirs.len() - probes)
 }
 
 /// A `go` command run in `dir`. Everything Go writes stays under target/go: no network
