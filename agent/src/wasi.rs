@@ -206,6 +206,7 @@ fn poll_oneoff(
     let mut ready: Vec<(u64, u16, u8)> = Vec::new();
     let mut clocks: Vec<(u64, Instant)> = Vec::new();
     let now = Instant::now();
+    let deadline = caller.data().deadline;
     for sub in raw.chunks_exact(48) {
         let userdata = u64_at(sub, 0);
         match sub[8] {
@@ -216,7 +217,9 @@ fn poll_oneoff(
                     continue;
                 };
                 let wait = if abstime { timeout.saturating_sub(current) } else { timeout };
-                clocks.push((userdata, now.checked_add(Duration::from_nanos(wait)).unwrap_or(now + Duration::from_secs(1 << 32))));
+                // Past the deadline is as good as forever: the sleep ends there either way.
+                let wake = now.checked_add(Duration::from_nanos(wait)).filter(|w| *w <= deadline);
+                clocks.push((userdata, wake.unwrap_or(deadline + SLEEP_SLICE)));
             }
             kind @ (1 | 2) => {
                 let fd = u32_at(sub, 16);
@@ -228,7 +231,6 @@ fn poll_oneoff(
     }
     if ready.is_empty() {
         let wake = clocks.iter().map(|c| c.1).min().expect("at least one subscription");
-        let deadline = caller.data().deadline;
         loop {
             if cancelled.load(Ordering::Relaxed) {
                 return Err(wasmi::Error::host(Stopped("cancelled")));

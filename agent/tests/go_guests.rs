@@ -123,7 +123,9 @@ async fn a_go_busy_loop_runs_out_of_fuel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_go_busy_loop_is_stopped_at_the_deadline() {
-    let (r, _) = hostile("loop", r#"{"deadlineMs": 1000}"#).await;
+    // wasmi charges a block's fuel on entry, and Go's code is a few huge blocks: a Go busy loop
+    // burns the default 20 G fuel in well under a second. A large budget leaves the deadline.
+    let (r, _) = hostile("loop", r#"{"deadlineMs": 1000, "fuel": 1000000000000000}"#).await;
     assert_eq!(kind(&r), Some("deadline"), "{r:#?}");
 }
 
