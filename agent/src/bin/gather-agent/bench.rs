@@ -178,6 +178,15 @@ async fn coordinate(args: BenchArgs) -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
     let started = Instant::now();
     let mut rows = Vec::new();
+    // wasm ÷ native compares the gatherers that have both builds: the Rust ones (the Go
+    // gatherers have no native build).
+    let rust_modules = work.path().join("rust-modules");
+    std::fs::create_dir_all(&rust_modules)?;
+    for g in agent::native::default_gatherers() {
+        let file = format!("{}.wasm", g.manifest.name);
+        std::fs::copy(args.modules.join(&file), rust_modules.join(&file))
+            .with_context(|| format!("{}: run `cargo xtask gatherers`", args.modules.join(&file).display()))?;
+    }
     for label in &args.scales {
         let scale: u32 = if label == "sample" { 0 } else { label.parse().with_context(|| format!("--scales: {label:?} is not `sample` or a number"))? };
         eprintln!("bench: cluster {label}: starting the simulator");
@@ -191,7 +200,7 @@ async fn coordinate(args: BenchArgs) -> anyhow::Result<()> {
                     "--kubeconfig".as_ref(), sim.kubeconfig.as_os_str(), "--modules".as_ref(), modules.as_os_str(),
                     "--out".as_ref(), out.as_os_str(), "--periods".as_ref(), periods.as_ref()])
         };
-        let measure = |mode: Mode| measure_dir(mode, &args.modules);
+        let measure = |mode: Mode| measure_dir(mode, &rust_modules);
         let wasm = measure(Mode::Wasm)?;
         let native = measure(Mode::Native)?;
         // The same gatherer in Rust and in Go, each alone in its period.
