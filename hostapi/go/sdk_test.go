@@ -166,3 +166,22 @@ func TestConfig(t *testing.T) {
 		}
 	})
 }
+
+func TestItemValuesAndInts(t *testing.T) {
+	h := NewFakeHost(map[string]string{"/api/v1/pods": pods})
+	WithHost(h, func() {
+		l, _ := OpenList("/api/v1/pods", "/status/containerStatuses/*/restartCount", "/metadata/name")
+		defer l.Close()
+		page, _ := l.NextPage()
+		items := page.Items()
+		if got := items[0].Ints("/status/containerStatuses/*/restartCount"); len(got) != 2 || got[0] != 1 || got[1] != 2 {
+			t.Fatalf("ints %v", got)
+		}
+		if items[1].Ints("/status/containerStatuses/*/restartCount") != nil || items[1].Get("/status/containerStatuses/*/restartCount") != nil {
+			t.Fatal("an absent field has no ints and no raw value")
+		}
+		if items[2].String("/metadata/name") != "c" || items[2].String("/nope") != "" {
+			t.Fatal("String")
+		}
+	})
+}

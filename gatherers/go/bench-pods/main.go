@@ -4,7 +4,6 @@
 package main
 
 import (
-	"encoding/json"
 	"strings"
 
 	gather "github.com/gather-agent/hostapi/go"
@@ -21,12 +20,9 @@ func init() { gather.Main(run) }
 
 func restarted(pod gather.Item) bool {
 	for _, field := range []string{restarts, initRestarts} {
-		var counts []int64
-		if json.Unmarshal(pod.Get(field), &counts) == nil {
-			for _, c := range counts {
-				if c > 0 {
-					return true
-				}
+		for _, c := range pod.Ints(field) {
+			if c > 0 {
+				return true
 			}
 		}
 	}

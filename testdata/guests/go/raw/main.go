@@ -29,7 +29,9 @@ func recordAgain(name unsafe.Pointer, nl uint32, data unsafe.Pointer, dl uint32)
 //go:wasmimport gather config
 func config(buf unsafe.Pointer, n uint32) int32
 
-func ptr(s string) (unsafe.Pointer, uint32) { return unsafe.Pointer(unsafe.StringData(s)), uint32(len(s)) }
+func ptr(s string) (unsafe.Pointer, uint32) {
+	return unsafe.Pointer(unsafe.StringData(s)), uint32(len(s))
+}
 
 //go:wasmexport gather_abi_version_1
 func marker() {}
