@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`sandbox`]: the wasmi engine: module validation, compiled-module cache, limits, deadline.
 //! - [`pdk`]: the host functions gatherers import (ABI v1), separate from lifecycle.
+//! - [`wasi`]: the sandboxed `wasi_snapshot_preview1` subset Go gatherers need (no file system).
 //! - [`policy`]: the REST bridge and its request policy (GET-only, declared paths, no secrets).
 //! - [`apipath`]: API paths parsed into (group, version, namespace, resource, name,
 //!   subresource, verb), refusing anything ambiguous; what the policy decides on.
@@ -53,3 +54,4 @@ pub mod text;
 pub mod tls;
 pub mod update;
 pub mod upload;
+pub mod wasi;

@@ -206,6 +206,8 @@ pub struct HostState {
     pub(crate) fuel_debt: u64,
     /// Fuel the sandbox has given the run so far (slices plus collected debt).
     pub(crate) fuel_added: u64,
+    /// WASI state for guests built against `wasi_snapshot_preview1` (Go's line buffers).
+    pub wasi: crate::wasi::WasiState,
 }
 
 impl HostState {
@@ -236,6 +238,7 @@ impl HostState {
             work_fuel: 0,
             fuel_debt: 0,
             fuel_added: 0,
+            wasi: Default::default(),
         }
     }
 

@@ -17,6 +17,12 @@ use sha2::{Digest, Sha256};
 use wasmi::{Config, Engine, EnforcedLimits, ExternType, Linker, Module, Store, TypedResumableCall};
 
 use crate::pdk::{self, HostState, RunReport};
+use crate::wasi;
+
+mod structure;
+
+/// The optional reactor initialiser (Go's `-buildmode=c-shared`), run once before `gather`.
+pub const INITIALIZE: &str = "_initialize";
 
 /// Fuel per slice: roughly 10M wasm instructions, a few milliseconds of interpretation.
 /// Smaller slices tighten the deadline at the cost of more (cheap) host checks.
@@ -360,7 +366,7 @@ impl std::fmt::Debug for LoadedModule {
 
 /// Why the host stopped a guest from a call hook (`deadline` or `cancelled`).
 #[derive(Debug)]
-struct Stopped(&'static str);
+pub(crate) struct Stopped(pub(crate) &'static str);
 
 impl std::fmt::Display for Stopped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -415,6 +421,12 @@ fn stopped(kind: &'static str, limits: &Limits) -> Failure {
     }
 }
 
+/// Fuel a run has used: what the sandbox gave it minus what is left, plus host work not yet
+/// taken from a slice (ABI.md §10), which counts as used.
+fn fuel_used(store: &Store<HostState>, added: u64) -> u64 {
+    added.saturating_sub(store.get_fuel().unwrap_or(0)).saturating_add(store.data().fuel_debt)
+}
+
 /// An error detail that may quote the module's own bytes (a manifest field name, a wasm
 /// name), cut so a load error stays one short report entry and log line.
 fn quoted_detail(detail: &str) -> String {
@@ -464,7 +476,15 @@ impl Sandbox {
         let mut config = Config::default();
         config
             .consume_fuel(true)
-            .enforced_limits(EnforcedLimits::strict())
+            // Functions are compiled lazily, on their first call, and wasmi 2.0 cannot resume a
+            // call whose fuel runs out *during* that compilation: the run would die as `fuel`
+            // with budget left (frequent with Go modules' thousands of functions). So compiling
+            // costs no fuel: it happens once per module, not per run, and is bounded by the
+            // module's size and structure (`structure::check`); copying still costs fuel.
+            .fuel_cost(wasmi::CustomFuelCosts { bytes_copied_per_fuel: 64, fuel_per_bytes_translated: 0, fuel_per_bytes_validated: 0 })
+            // `strict()` but for data segments, enforced by `structure::check` (wasmi's limits
+            // cannot be set one by one, and Go modules need more data segments).
+            .enforced_limits(EnforcedLimits::default())
             // A start function would run during instantiation, outside the deadline loop.
             .allow_start_fn(false)
             // The ABI's pointers are 32-bit; one memory keeps "the" guest memory unambiguous.
@@ -473,8 +493,10 @@ impl Sandbox {
             // Deep recursion must trap cleanly rather than exhaust host memory.
             .set_max_recursion_depth(16 * 1024);
         let engine = Engine::new(&config);
-        let linker = pdk::linker(&engine);
-        Sandbox { cancelled: Default::default(), engine, linker, cache: Mutex::new(HashMap::new()) }
+        let cancelled: Arc<std::sync::atomic::AtomicBool> = Default::default();
+        let mut linker = pdk::linker(&engine);
+        wasi::add_to_linker(&mut linker, cancelled.clone());
+        Sandbox { cancelled, engine, linker, cache: Mutex::new(HashMap::new()) }
     }
 
     /// Validates and compiles `bytes`, or returns the cached module with the same sha256.
@@ -517,6 +539,7 @@ impl Sandbox {
         if has_start_section(bytes) {
             return Err(LoadError::StartFunction);
         }
+        structure::check(bytes).map_err(|e| LoadError::Invalid(quoted_detail(&e)))?;
         let module = Module::new(&self.engine, bytes).map_err(|e| LoadError::Invalid(quoted_detail(&e.to_string())))?;
 
         let mut markers: Vec<String> = Vec::new();
@@ -544,7 +567,12 @@ impl Sandbox {
             Some(ExternType::Memory(_)) => {}
             _ => return Err(LoadError::BadExport(format!("no exported `{}`", abi::MEMORY))),
         }
-        let signatures = pdk::import_signatures();
+        match module.get_export(INITIALIZE) {
+            Some(ExternType::Func(f)) if f.params().is_empty() && f.results().is_empty() => {}
+            Some(_) => return Err(LoadError::BadExport(format!("`{INITIALIZE}` must be a function () -> ()"))),
+            None => {}
+        }
+        let (signatures, wasi_signatures) = (pdk::import_signatures(), wasi::signatures());
         for import in module.imports() {
             let (m, n) = (import.module(), import.name());
             let unknown = |detail: String| LoadError::UnknownImport {
@@ -552,11 +580,14 @@ impl Sandbox {
                 name: crate::text::clip(n, abi::limits::QUOTE_BYTES).into_owned(),
                 detail,
             };
-            if m != abi::IMPORT_MODULE {
-                return Err(unknown(String::new()));
-            }
-            let Some((_, params, results)) = signatures.iter().find(|(name, _, _)| *name == n) else {
-                return Err(unknown(String::new()));
+            let provided = match m {
+                abi::IMPORT_MODULE => &signatures,
+                wasi::MODULE => &wasi_signatures,
+                _ => return Err(unknown(String::new())),
+            };
+            let Some((_, params, results)) = provided.iter().find(|(name, _, _)| *name == n) else {
+                let detail = if m == wasi::MODULE { " (outside the host's WASI subset)" } else { "" };
+                return Err(unknown(detail.into()));
             };
             match import.ty() {
                 ExternType::Func(f) if f.params() == params.as_slice() && f.results() == results.as_slice() => {}
@@ -616,30 +647,33 @@ impl Sandbox {
         store
     }
 
-    /// Instantiates `module` in a fresh store without running it, and returns how long that
-    /// took: the fixed cost of every run before the guest's first instruction (for benchmarks).
+    /// Instantiates `module` in a fresh store and runs its `_initialize`, if any, without
+    /// calling `gather`; returns how long that took: the fixed cost of every run before the
+    /// entry point's first instruction (for benchmarks).
     pub fn instantiate(&self, module: &LoadedModule, state: HostState) -> Result<Duration, String> {
         let started = Instant::now();
         let mut store = self.new_store(state);
-        store.set_fuel(FUEL_SLICE).expect("fuel metering is enabled");
+        store.set_fuel(defaults::FUEL).expect("fuel metering is enabled");
         let instance = self.linker.instantiate_and_start(&mut store, &module.module).map_err(|e| e.to_string())?;
+        if let Ok(init) = instance.get_typed_func::<(), ()>(&store, INITIALIZE) {
+            init.call(&mut store, ()).map_err(|e| e.to_string())?;
+        }
         instance.get_typed_func::<(), i32>(&store, abi::ENTRY).map_err(|e| e.to_string())?;
         Ok(started.elapsed())
     }
 
-    /// Runs `module`'s entry point once in a fresh store. Blocking: call from a blocking thread.
+    /// Runs `module`'s entry point once in a fresh store (after its `_initialize`, if it
+    /// exports one). Blocking: call from a blocking thread.
     pub fn run(&self, module: &LoadedModule, state: HostState, limits: &Limits) -> RunOutcome {
         let started = Instant::now();
-        let deadline = state.deadline;
         let mut store = self.new_store(state);
         let mut fuel_added = FUEL_SLICE.min(limits.fuel);
         store.set_fuel(fuel_added).expect("fuel metering is enabled");
         store.data_mut().fuel_added = fuel_added;
 
-        // Host work not yet taken from a slice (ABI.md §10) counts as used.
-        let fuel_used = |store: &Store<HostState>, added: u64| added - store.get_fuel().unwrap_or(0) + store.data().fuel_debt;
-        let finish = |store: Store<HostState>, added: u64, result: Result<i32, Failure>| {
+        let finish = |mut store: Store<HostState>, added: u64, result: Result<i32, Failure>| {
             let used = fuel_used(&store, added);
+            wasi::flush(store.data_mut());
             RunOutcome { result, fuel_used: used, duration: started.elapsed(), report: store.into_data().report }
         };
 
@@ -654,60 +688,90 @@ impl Sandbox {
             Ok(f) => f,
             Err(e) => return finish(store, fuel_added, Err(Failure { kind: "instantiate", message: e.to_string() })),
         };
+        // A reactor's initialiser runs under the same fuel, deadline and memory as `gather`.
+        if let Ok(init) = instance.get_typed_func::<(), ()>(&store, INITIALIZE) {
+            let call = init.call_resumable(&mut store, ());
+            match self.drive(&mut store, call, limits, &mut fuel_added) {
+                Ok(Ended::Returned(())) => {}
+                Ok(Ended::Exited(code)) => {
+                    let result = exited(store.data(), code, limits);
+                    return finish(store, fuel_added, result);
+                }
+                Err(f) => return finish(store, fuel_added, Err(f)),
+            }
+        }
+        let call = entry.call_resumable(&mut store, ());
+        let result = match self.drive(&mut store, call, limits, &mut fuel_added) {
+            // A non-zero return is the gatherer's own verdict, reported as kind `exit`.
+            Ok(Ended::Returned(code)) => Ok(code),
+            Ok(Ended::Exited(code)) => exited(store.data(), code, limits),
+            Err(f) => Err(f),
+        };
+        finish(store, fuel_added, result)
+    }
 
-        let mut call = entry.call_resumable(&mut store, ());
+    /// Drives a resumable call through fuel slices until it returns, calls `proc_exit`, or is
+    /// stopped (fuel, deadline, cancellation) or trapped.
+    fn drive<R: wasmi::WasmResults>(
+        &self,
+        store: &mut Store<HostState>,
+        mut call: Result<TypedResumableCall<R>, wasmi::Error>,
+        limits: &Limits,
+        fuel_added: &mut u64,
+    ) -> Result<Ended<R>, Failure> {
+        let deadline = store.data().deadline;
         loop {
             match call {
-                // A non-zero return is the gatherer's own verdict, reported as kind `exit`.
-                Ok(TypedResumableCall::Finished(code)) => {
+                Ok(TypedResumableCall::Finished(r)) => {
                     // Host work can take a run past its budget in its last instructions.
-                    if fuel_used(&store, fuel_added) > limits.fuel {
-                        let f = Failure { kind: "fuel", message: format!("fuel budget of {} exhausted", limits.fuel) };
-                        return finish(store, fuel_added, Err(f));
+                    if fuel_used(store, *fuel_added) > limits.fuel {
+                        return Err(Failure { kind: "fuel", message: format!("fuel budget of {} exhausted", limits.fuel) });
                     }
-                    return finish(store, fuel_added, Ok(code));
+                    return Ok(Ended::Returned(r));
                 }
                 Ok(TypedResumableCall::OutOfFuel(invocation)) => {
                     // Host work the guest owes beyond its last slice comes off the total first.
-                    fuel_added = fuel_added.saturating_add(std::mem::take(&mut store.data_mut().fuel_debt));
-                    if fuel_added >= limits.fuel {
-                        let f = Failure { kind: "fuel", message: format!("fuel budget of {} exhausted", limits.fuel) };
-                        return finish(store, fuel_added, Err(f));
+                    *fuel_added = fuel_added.saturating_add(std::mem::take(&mut store.data_mut().fuel_debt));
+                    if *fuel_added >= limits.fuel {
+                        return Err(Failure { kind: "fuel", message: format!("fuel budget of {} exhausted", limits.fuel) });
                     }
                     if self.is_cancelled() {
-                        let f = Failure { kind: "cancelled", message: "the agent is shutting down".into() };
-                        return finish(store, fuel_added, Err(f));
+                        return Err(Failure { kind: "cancelled", message: "the agent is shutting down".into() });
                     }
                     if Instant::now() >= deadline {
-                        let f = Failure {
+                        return Err(Failure {
                             kind: "deadline",
                             message: format!("wall-clock deadline of {:?} passed", limits.deadline()),
-                        };
-                        return finish(store, fuel_added, Err(f));
+                        });
                     }
-                    let top_up = FUEL_SLICE.min(limits.fuel - fuel_added);
+                    let top_up = FUEL_SLICE.min(limits.fuel - *fuel_added);
                     let left = store.get_fuel().unwrap_or(0);
                     store.set_fuel(left + top_up).expect("fuel metering is enabled");
-                    fuel_added += top_up;
-                    store.data_mut().fuel_added = fuel_added;
-                    call = invocation.resume(&mut store);
+                    *fuel_added += top_up;
+                    store.data_mut().fuel_added = *fuel_added;
+                    call = invocation.resume(&mut *store);
                 }
                 Ok(TypedResumableCall::HostTrap(invocation)) => {
-                    let f = match invocation.host_error().downcast_ref::<Stopped>() {
+                    if let Some(exit) = invocation.host_error().downcast_ref::<wasi::Exit>() {
+                        return Ok(Ended::Exited(exit.0));
+                    }
+                    return Err(match invocation.host_error().downcast_ref::<Stopped>() {
                         Some(s) => stopped(s.0, limits),
                         None => Failure { kind: "trap", message: format!("host trap: {}", invocation.host_error()) },
-                    };
-                    return finish(store, fuel_added, Err(f));
+                    });
                 }
                 Err(e) if e.downcast_ref::<Stopped>().is_some() => {
                     let kind = e.downcast_ref::<Stopped>().map_or("trap", |s| s.0);
-                    return finish(store, fuel_added, Err(stopped(kind, limits)));
+                    return Err(stopped(kind, limits));
+                }
+                Err(e) if e.downcast_ref::<wasi::Exit>().is_some() => {
+                    return Ok(Ended::Exited(e.downcast_ref::<wasi::Exit>().map_or(1, |x| x.0)));
                 }
                 Err(e) => {
                     let state = store.data();
                     // The guest's own panic message is the most precise account; a refused
                     // memory.grow explains an otherwise bare abort.
-                    let f = if let Some(panic) = &state.report.panic {
+                    return Err(if let Some(panic) = &state.report.panic {
                         Failure { kind: "panic", message: format!("guest panicked: {panic}") }
                     } else if state.limiter.refused {
                         Failure {
@@ -718,10 +782,37 @@ impl Sandbox {
                         Failure { kind: "fuel", message: format!("fuel budget of {} exhausted", limits.fuel) }
                     } else {
                         Failure { kind: "trap", message: e.to_string() }
-                    };
-                    return finish(store, fuel_added, Err(f));
+                    });
                 }
             }
         }
     }
+}
+
+/// How a driven call ended without being stopped.
+enum Ended<R> {
+    /// The export returned.
+    Returned(R),
+    /// The guest called WASI `proc_exit(code)`.
+    Exited(i32),
+}
+
+/// The verdict on `proc_exit(code)`: a runtime that exits after printing a panic (Go's
+/// `panic: ` on stderr, or a level-4 log) panicked; one that exits after a refused
+/// `memory.grow` ran out of memory (Go's `fatal error: out of memory`); otherwise the code is
+/// the gatherer's return value, as if `gather` had returned it.
+fn exited(state: &HostState, code: i32, limits: &Limits) -> Result<i32, Failure> {
+    if code == 0 {
+        return Ok(0);
+    }
+    if let Some(panic) = &state.report.panic {
+        return Err(Failure { kind: "panic", message: format!("guest panicked: {panic} (exit code {code})") });
+    }
+    if state.limiter.refused {
+        return Err(Failure {
+            kind: "memory",
+            message: format!("memory limit of {} bytes reached (memory.grow refused), then exit code {code}", limits.memory_bytes),
+        });
+    }
+    Ok(code)
 }

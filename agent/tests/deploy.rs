@@ -14,7 +14,17 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use serde_json::Value;
 
 /// The gatherers the image ships and the ClusterRole is written for.
-const DEFAULT_GATHERERS: [&str; 6] = ["clusterconfig", "clusteroperators", "clusterversion", "machineconfigpools", "nodes", "pods"];
+const DEFAULT_GATHERERS: [&str; 8] = [
+    "clusterconfig",
+    "clusteroperators",
+    "clusterversion",
+    "machineconfigpools",
+    "nodes",
+    "pods",
+    // Written in Go (gatherers/go/).
+    "pdbs",
+    "webhookconfigurations",
+];
 
 fn deploy_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy"))

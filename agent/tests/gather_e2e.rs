@@ -82,6 +82,20 @@ async fn default_gatherers_reproduce_the_sample_archive() {
         "IngressController",
         "openshift-ingress-operator/default",
     );
+    // The Go gatherers: PDBs of openshift* namespaces only, and both kinds of webhook configuration.
+    for key in common::fixture_names("PodDisruptionBudget") {
+        let record = format!("config/pdbs/{key}.json");
+        if key.starts_with("openshift") {
+            check(record, "PodDisruptionBudget", &key);
+        } else {
+            assert!(!records.contains_key(&record), "{record} is outside IO's openshift* namespaces");
+        }
+    }
+    for kind in ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"] {
+        for n in common::fixture_names(kind) {
+            check(format!("config/{}s/{n}.json", kind.to_lowercase()), kind, &n);
+        }
+    }
     let version = common::fixture("ClusterVersion", "version");
     assert_eq!(records["config/id"], version["spec"]["clusterID"].as_str().unwrap().as_bytes());
     expected.insert("config/id".into());

@@ -495,6 +495,8 @@ fn load_errors_are_exactly_the_documented_texts() {
         ("L12", module(&format!(r#"(import "gather" "log" (global i32)) {ok} {manifest}"#))),
         ("L13", module(ok)),
         ("L14", module(&format!(r#"{ok} (@custom "gather.manifest" "{{}}")"#))),
+        ("L15", module(&format!(r#"{ok} (global (export "_initialize") i32 (i32.const 0)) {manifest}"#))),
+        ("L16", module(&format!(r#"(import "wasi_snapshot_preview1" "path_open" (func)) {ok} {manifest}"#))),
     ];
     assert_eq!(cases.len(), docs.len(), "every documented text is exercised");
     for (id, bytes) in cases {

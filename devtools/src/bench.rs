@@ -134,6 +134,40 @@ pub fn load_figures(modules: &[(String, Vec<u8>)], rounds: usize) -> Result<Vec<
     Ok(out)
 }
 
+/// The fixed start-up cost of one run of a module: load (parse, validate, compile) +
+/// instantiate + `_initialize` (a Go reactor's runtime start), each round in a fresh sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StartupFigures {
+    /// Module file name.
+    pub name: String,
+    /// Size in bytes.
+    pub bytes: usize,
+    /// Median of the rounds, in ms.
+    pub median_ms: f64,
+    /// Fastest round, in ms.
+    pub min_ms: f64,
+    /// Slowest round, in ms.
+    pub max_ms: f64,
+}
+
+/// Measures [`StartupFigures`] over `rounds` fresh sandboxes (no compiled-module cache).
+pub fn startup_figures(name: &str, bytes: &[u8], rounds: usize) -> Result<StartupFigures> {
+    let dir = tempfile::tempdir().map_err(|e| BenchError(e.to_string()))?;
+    let writer = Arc::new(ArchiveWriter::create(dir.path(), time::OffsetDateTime::now_utc(), 1).map_err(|e| BenchError(e.to_string()))?);
+    let mut times = Vec::new();
+    for _ in 0..rounds.max(1) {
+        let sandbox = Sandbox::new();
+        let started = Instant::now();
+        let module = sandbox.load(bytes).map_err(|e| BenchError(format!("{name}: {e}")))?;
+        let state = HostState::new(module.manifest.clone(), ModulePolicy::default(), Arc::new(CannedApi::default()), writer.clone(), Vec::new(), Limits::default());
+        sandbox.instantiate(&module, state).map_err(BenchError::context(name))?;
+        times.push(ms(started.elapsed()));
+    }
+    let min_ms = times.iter().copied().fold(f64::MAX, f64::min);
+    let max_ms = times.iter().copied().fold(0.0, f64::max);
+    Ok(StartupFigures { name: name.to_owned(), bytes: bytes.len(), median_ms: median(times), min_ms, max_ms })
+}
+
 /// How the default gatherers run in a measured period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]

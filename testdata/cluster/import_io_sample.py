@@ -54,6 +54,9 @@ BUILTIN = {
     ("", "v1", "Pod"): ("pods", "Namespaced"),
     ("", "v1", "Namespace"): ("namespaces", "Cluster"),
     ("apiextensions.k8s.io", "v1", "CustomResourceDefinition"): ("customresourcedefinitions", "Cluster"),
+    ("policy", "v1", "PodDisruptionBudget"): ("poddisruptionbudgets", "Namespaced"),
+    ("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration"): ("validatingwebhookconfigurations", "Cluster"),
+    ("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration"): ("mutatingwebhookconfigurations", "Cluster"),
 }
 
 
@@ -342,6 +345,13 @@ def managed_fields_entry(obj):
     elif kind == "ClusterVersion":
         manager = "cluster-version-operator"
         fields = {"f:status": {".": {}, **{"f:" + k: {} for k in sorted(st)}}}
+    elif kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+        # service-ca injects the CA bundle into every webhook.
+        manager = "service-ca-operator"
+        fields = {"f:webhooks": {}}
+    elif kind == "PodDisruptionBudget":
+        manager = "kube-controller-manager"
+        fields = {"f:status": {".": {}, **{"f:" + k: {} for k in sorted(st)}}}
     else:
         raise SystemExit("no managedFields template for " + kind)
     return {
@@ -558,6 +568,59 @@ def import_crds(store, cfg):
         obj = with_type_first(read_json(os.path.join(d, f)), "apiextensions.k8s.io/v1", "CustomResourceDefinition")
         check_self_link(obj, src)
         store.add(obj, src)
+
+
+def import_webhook_configurations(store, cfg):
+    for kind, dirname in (("ValidatingWebhookConfiguration", "validatingwebhookconfigurations"),
+                          ("MutatingWebhookConfiguration", "mutatingwebhookconfigurations")):
+        d = os.path.join(cfg, dirname)
+        if not os.path.isdir(d):
+            continue
+        for f in listdir_json(d):
+            src = "config/%s/%s" % (dirname, f)
+            obj = with_type_first(read_json(os.path.join(d, f)), "admissionregistration.k8s.io/v1", kind)
+            if obj["metadata"]["name"] + ".json" != f:
+                note("%s holds %s %s (the file name does not match)" % (src, kind, obj["metadata"]["name"]))
+            add_managed_fields(obj)
+            store.add(obj, src)
+
+
+def import_pdbs(store, cfg):
+    """config/pdbs/<namespace>/<name>.json; the sample's policy/v1beta1 objects are served
+    as policy/v1 (v1beta1 is gone from current API servers), without their old selfLink."""
+    d = os.path.join(cfg, "pdbs")
+    if not os.path.isdir(d):
+        return
+    for ns in sorted(os.listdir(d)):
+        for f in listdir_json(os.path.join(d, ns)):
+            src = "config/pdbs/%s/%s" % (ns, f)
+            obj = read_json(os.path.join(d, ns, f))
+            if obj.get("apiVersion") == "policy/v1beta1":
+                obj["apiVersion"] = "policy/v1"
+                obj["metadata"].pop("selfLink", None)
+                note("%s: policy/v1beta1 PodDisruptionBudget served as policy/v1" % src)
+            obj = with_type_first(obj, "policy/v1", "PodDisruptionBudget")
+            add_managed_fields(obj)
+            store.add(obj, src)
+
+
+def add_synthetic_pdbs(store):
+    """A PodDisruptionBudget outside openshift-* namespaces, which IO's rule leaves out."""
+    obj = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {
+            "name": "web",
+            "namespace": "default",
+            "creationTimestamp": CLUSTER_CREATED,
+            "annotations": {SYNTHETIC: "a user PDB: not gathered (IO gathers openshift* namespaces only)"},
+        },
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}},
+        "status": {"currentHealthy": 0, "desiredHealthy": 1, "disruptionsAllowed": 0, "expectedPods": 0,
+                   "observedGeneration": 1},
+    }
+    add_managed_fields(obj)
+    store.add(obj, "synthetic")
 
 
 # ---------------------------------------------------------------------------
@@ -933,6 +996,8 @@ def main(argv):
     import_mco(store, cfg)
     import_operator_configs(store, cfg)
     import_crds(store, cfg)
+    import_webhook_configurations(store, cfg)
+    import_pdbs(store, cfg)
 
     node_names = {o["metadata"]["name"] for (g, p, ns, n), o in store.objs.items() if o["kind"] == "Node"}
     for p in pods:
@@ -942,6 +1007,7 @@ def main(argv):
                 p["metadata"]["namespace"], p["metadata"]["name"], nn))
 
     synth = add_synthetic_pods(store, pods)
+    add_synthetic_pdbs(store)
     add_namespaces(store)
     add_crds(store)
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use serde::de::DeserializeOwned;
 
-use crate::bench::{self, ArchiveFigures, CallFigures, LoadFigures, Mode, PeerFigures, PeriodFigures, PollFigures};
+use crate::bench::{self, ArchiveFigures, CallFigures, LoadFigures, Mode, PeerFigures, PeriodFigures, PollFigures, StartupFigures};
 
 /// Arguments of `bench`.
 #[derive(clap::Args)]
@@ -31,6 +31,10 @@ pub struct BenchArgs {
     /// The host-call probe module (`cargo xtask gatherers` builds it).
     #[arg(long, value_name = "FILE", default_value_os_t = bench::workspace_target().join("bench/bench_requests.wasm"))]
     pub probe: PathBuf,
+    /// The `pods` gatherer written in Go (`gatherers/go/bench-pods`), compared with the Rust one;
+    /// skipped when missing.
+    #[arg(long, value_name = "FILE", default_value_os_t = bench::workspace_target().join("bench/bench-pods.wasm"))]
+    pub go_probe: PathBuf,
     /// The fixture cluster the simulator serves.
     #[arg(long, value_name = "DIR", default_value_os_t = bench::sample_fixtures())]
     pub fixtures: PathBuf,
@@ -170,27 +174,53 @@ struct ScaleRow {
     wasm: PeriodFigures,
     native: PeriodFigures,
     peer: Option<PeerFigures>,
+    /// Periods of the `pods` gatherer alone: (Rust, Go), when the Go probe is built.
+    pods_alone: Option<(PeriodFigures, PeriodFigures)>,
 }
 
 async fn coordinate(args: BenchArgs) -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
     let started = Instant::now();
     let mut rows = Vec::new();
+    // wasm ÷ native compares the gatherers that have both builds: the Rust ones (the Go
+    // gatherers have no native build).
+    let rust_modules = work.path().join("rust-modules");
+    std::fs::create_dir_all(&rust_modules)?;
+    for g in crate::native::default_gatherers() {
+        let file = format!("{}.wasm", g.manifest.name);
+        std::fs::copy(args.modules.join(&file), rust_modules.join(&file))
+            .with_context(|| format!("{}: run `cargo xtask gatherers`", args.modules.join(&file).display()))?;
+    }
     for label in &args.scales {
         let scale: u32 = if label == "sample" { 0 } else { label.parse().with_context(|| format!("--scales: {label:?} is not `sample` or a number"))? };
         eprintln!("bench: cluster {label}: starting the simulator");
         let sim = Sim::start(&args.fixtures, scale, work.path())?;
-        let measure = |mode: Mode| -> anyhow::Result<PeriodFigures> {
-            eprintln!("bench: cluster {label}: {} periods, {mode:?}", args.periods);
+        let measure_dir = |mode: Mode, modules: &Path| -> anyhow::Result<PeriodFigures> {
+            eprintln!("bench: cluster {label}: {} periods, {mode:?}, {}", args.periods, modules.display());
             let out = work.path().join("out");
             let periods = args.periods.to_string();
             let mode_arg = if mode == Mode::Wasm { "wasm" } else { "native" };
             child(&["bench".as_ref(), "worker-period".as_ref(), "--mode".as_ref(), mode_arg.as_ref(),
-                    "--kubeconfig".as_ref(), sim.kubeconfig.as_os_str(), "--modules".as_ref(), args.modules.as_os_str(),
+                    "--kubeconfig".as_ref(), sim.kubeconfig.as_os_str(), "--modules".as_ref(), modules.as_os_str(),
                     "--out".as_ref(), out.as_os_str(), "--periods".as_ref(), periods.as_ref()])
         };
+        let measure = |mode: Mode| measure_dir(mode, &rust_modules);
         let wasm = measure(Mode::Wasm)?;
         let native = measure(Mode::Native)?;
+        // The same gatherer in Rust and in Go, each alone in its period.
+        let pods_alone = if args.go_probe.exists() {
+            let alone = |file: &Path, dir: &str| -> anyhow::Result<PathBuf> {
+                let d = work.path().join(dir);
+                std::fs::create_dir_all(&d)?;
+                std::fs::copy(file, d.join(file.file_name().unwrap_or_default()))?;
+                Ok(d)
+            };
+            let rust = measure_dir(Mode::Wasm, &alone(&args.modules.join("pods.wasm"), "pods-rust")?)?;
+            let go = measure_dir(Mode::Wasm, &alone(&args.go_probe, "pods-go")?)?;
+            Some((rust, go))
+        } else {
+            None
+        };
         let peer = if args.kubectl == "none" {
             None
         } else {
@@ -199,7 +229,7 @@ async fn coordinate(args: BenchArgs) -> anyhow::Result<()> {
             Some(child::<PeerFigures>(&["bench".as_ref(), "worker-kubectl".as_ref(), "--kubectl".as_ref(), args.kubectl.as_ref(),
                 "--kubeconfig".as_ref(), sim.kubeconfig.as_os_str(), "--out".as_ref(), out.as_os_str()])?)
         };
-        rows.push(ScaleRow { label: label.clone(), nodes: sim.nodes, pods: sim.pods, wasm, native, peer });
+        rows.push(ScaleRow { label: label.clone(), nodes: sim.nodes, pods: sim.pods, wasm, native, peer, pods_alone });
     }
 
     eprintln!("bench: module load, host calls, archive, poll");
@@ -210,6 +240,12 @@ async fn coordinate(args: BenchArgs) -> anyhow::Result<()> {
         .map(|p| Ok((p.file_name().unwrap_or_default().to_string_lossy().into_owned(), std::fs::read(&p)?)))
         .collect::<std::io::Result<_>>()?;
     modules.sort();
+    // Go modules (they export `_initialize`): the whole start-up of a run, median of 20.
+    let go: Vec<(String, Vec<u8>)> = modules.iter().filter(|(_, b)| b.windows(11).any(|w| w == b"_initialize")).cloned().collect();
+    let startups = tokio::task::spawn_blocking(move || {
+        go.iter().map(|(name, bytes)| bench::startup_figures(name, bytes, 20)).collect::<Result<Vec<_>, _>>()
+    })
+    .await??;
     let loads = tokio::task::spawn_blocking(move || bench::load_figures(&modules, 20)).await??;
     let probe = std::fs::read(&args.probe).with_context(|| format!("reading {}: run `cargo xtask gatherers`", args.probe.display()))?;
     let calls = tokio::task::spawn_blocking(move || bench::host_call_overhead(&probe, 20_000)).await??;
@@ -219,7 +255,7 @@ async fn coordinate(args: BenchArgs) -> anyhow::Result<()> {
     let poll: PollFigures = child(&["bench".as_ref(), "worker-poll".as_ref(), "--modules".as_ref(), args.modules.as_os_str(),
         "--work".as_ref(), work.path().join("poll").as_os_str()])?;
 
-    print_table(&rows, &loads, &calls, &archive, &poll);
+    print_table(&rows, &loads, &startups, &calls, &archive, &poll);
     eprintln!("bench: done in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -232,7 +268,7 @@ fn ratio(a: f64, b: f64) -> String {
     if b > 0.0 { format!("{:.2}×", a / b) } else { "—".into() }
 }
 
-fn print_table(rows: &[ScaleRow], loads: &[LoadFigures], calls: &CallFigures, archive: &ArchiveFigures, poll: &PollFigures) {
+fn print_table(rows: &[ScaleRow], loads: &[LoadFigures], startups: &[StartupFigures], calls: &CallFigures, archive: &ArchiveFigures, poll: &PollFigures) {
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())))
@@ -261,6 +297,10 @@ fn print_table(rows: &[ScaleRow], loads: &[LoadFigures], calls: &CallFigures, ar
     per_scale("kubectl script: wall / CPU", &|r| r.peer.as_ref().map_or("—".into(), |p| format!("{:.0} / {:.0} ms", p.wall_ms, p.cpu_ms)), "");
     per_scale("kubectl: largest peak RSS / JSON", &|r| r.peer.as_ref().map_or("—".into(), |p| format!("{} / {}", mb(p.peak_rss_bytes), mb(p.bytes))), "");
     per_scale("**agent (wasm) ÷ kubectl, wall**", &|r| r.peer.as_ref().map_or("—".into(), |p| ratio(r.wasm.wall_ms, p.wall_ms)), "≤ 0.3×");
+    let go = |r: &ScaleRow, f: &dyn Fn(&PeriodFigures, &PeriodFigures) -> String| r.pods_alone.as_ref().map_or("—".into(), |(rust, go)| f(rust, go));
+    per_scale("`pods` alone, wall: Go / Rust", &|r| go(r, &|rust, go| format!("{:.0} / {:.0} ms", go.wall_ms, rust.wall_ms)), "");
+    per_scale("**`pods` alone, Go ÷ Rust, wall**", &|r| go(r, &|rust, go| ratio(go.wall_ms, rust.wall_ms)), "≤ 2×");
+    per_scale("`pods` alone, peak RSS: Go / Rust", &|r| go(r, &|rust, go| format!("{} / {}", mb(go.peak_rss_bytes), mb(rust.peak_rss_bytes))), "");
     let blank = rows.len().saturating_sub(1);
     let mut single = |name: String, value: String, target: &str| {
         let mut line = vec![name, value];
@@ -273,6 +313,13 @@ fn print_table(rows: &[ScaleRow], loads: &[LoadFigures], calls: &CallFigures, ar
             format!("load {} ({:.0} KB): compile + instantiate (eager compile)", l.name, l.bytes as f64 / 1e3),
             format!("{:.2} + {:.2} ms ({:.2} ms)", l.compile_ms, l.instantiate_ms, l.eager_compile_ms),
             "≤ 2 ms for 200 KB",
+        );
+    }
+    for st in startups {
+        single(
+            format!("**start-up of {} ({:.1} MB, Go): load + instantiate + `_initialize`**", st.name, st.bytes as f64 / 1e6),
+            format!("{:.1} ms median ({:.1}–{:.1})", st.median_ms, st.min_ms, st.max_ms),
+            "≤ 50 ms (wasmer prototype: 33 s)",
         );
     }
     single(

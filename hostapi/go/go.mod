@@ -1,0 +1,3 @@
+module github.com/gather-agent/hostapi/go
+
+go 1.24

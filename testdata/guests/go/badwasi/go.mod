@@ -1,0 +1,3 @@
+module github.com/gather-agent/testdata/guests/go/badwasi
+
+go 1.24

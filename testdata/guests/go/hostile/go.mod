@@ -1,0 +1,7 @@
+module github.com/gather-agent/testdata/guests/go/hostile
+
+go 1.24
+
+require github.com/gather-agent/hostapi/go v0.0.0
+
+replace github.com/gather-agent/hostapi/go => ../../../../hostapi/go

@@ -1,0 +1,3 @@
+module github.com/gather-agent/testdata/guests/go/raw
+
+go 1.24
