@@ -10,7 +10,8 @@ use tokio::sync::Semaphore;
 use crate::archive::{self, ArchiveError, ArchiveWriter, GathersMetadata, StatusReport};
 use crate::pdk::{Api, HostState};
 use crate::policy::ModulePolicy;
-use crate::sandbox::{LoadedModule, Limits, RunOutcome, Sandbox};
+use crate::limits::Limits;
+use crate::sandbox::{LoadedModule, RunOutcome, Sandbox};
 use crate::text;
 use hostapi::abi::limits::{GATHERS_JSON_BYTES, REPORT_ENTRY_BYTES};
 
@@ -330,7 +331,7 @@ pub fn load_modules_dir(
     for path in files {
         let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let bytes = std::fs::read(&path)?;
-        let sha256 = crate::sandbox::sha256_hex(&bytes);
+        let sha256 = crate::util::sha256_hex(&bytes);
         let module = match sandbox.load(&bytes) {
             Ok(m) => m,
             Err(e) => {

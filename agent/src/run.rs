@@ -16,7 +16,8 @@ use crate::metrics::Metrics;
 use crate::pdk::Api;
 use crate::retention::{self, Retention};
 use crate::upload::UploadConfig;
-use crate::sandbox::{LimitError, Sandbox};
+use crate::limits::LimitError;
+use crate::sandbox::Sandbox;
 use crate::state::{StateDir, StateError};
 use crate::status::{now, ArchiveStatus, StatusBoard};
 use crate::update::{self, Ctx, DirSource, IndexSettings, IndexSource, ModuleSet, SourceKind, Staging};
@@ -328,7 +329,7 @@ impl Agent {
                     break;
                 }
             }
-            let spread = 1.0 + self.cfg.jitter * (update::random_unit() * 2.0 - 1.0);
+            let spread = 1.0 + self.cfg.jitter * (crate::util::random_unit() * 2.0 - 1.0);
             // Periods start on schedule; one that overran its slot is followed at once.
             let slot = self.cfg.period.mul_f64(spread);
             next = started.checked_add(slot).unwrap_or(started);

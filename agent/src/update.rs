@@ -26,7 +26,8 @@ use crate::config::AgentConfig;
 use crate::gather::ModuleSpec;
 use crate::index::{self, Index, IndexEntry};
 use crate::policy;
-use crate::sandbox::{sha256_hex, Sandbox};
+use crate::sandbox::Sandbox;
+use crate::util::sha256_hex;
 use crate::redact;
 use crate::state::{Accepted, SerialFloor, StateDir};
 use crate::status::{now, ModuleStatus, PollStatus, SetStatus, StatusBoard};
@@ -600,19 +601,6 @@ enum Verdict {
     Failed(String),
 }
 
-/// Exponential backoff with jitter, never longer than `cap`.
-pub fn backoff(failures: u32, cap: Duration) -> Duration {
-    let base = Duration::from_millis(500).saturating_mul(1u32 << failures.min(16));
-    base.min(cap).mul_f64(0.5 + random_unit() / 2.0)
-}
-
-/// A uniform random number in [0, 1).
-pub fn random_unit() -> f64 {
-    let mut b = [0u8; 8];
-    getrandom::fill(&mut b).expect("the OS random source works");
-    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// Polls the index until `shutdown`, staging every accepted index.
 pub async fn poll_loop(
     mut source: IndexSource,
@@ -663,9 +651,9 @@ pub async fn poll_loop(
             PollOutcome::NotModified | PollOutcome::Unchanged => failures = 0,
         }
         let wait = if failures > 0 {
-            backoff(failures - 1, poll_interval)
+            crate::util::backoff(failures - 1, Duration::from_millis(500), poll_interval)
         } else {
-            poll_interval.mul_f64(1.0 + jitter * (random_unit() * 2.0 - 1.0))
+            poll_interval.mul_f64(1.0 + jitter * (crate::util::random_unit() * 2.0 - 1.0))
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}

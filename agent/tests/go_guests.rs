@@ -15,7 +15,8 @@ use agent::archive::{ArchiveWriter, StatusReport};
 use agent::config::AgentConfig;
 use agent::pdk::HostState;
 use agent::policy::ModulePolicy;
-use agent::sandbox::{Limits, LoadError, Sandbox};
+use agent::limits::Limits;
+use agent::sandbox::{LoadError, Sandbox};
 use serde_json::Value;
 
 /// An API the guest never reaches: the sleeping guest makes no request.

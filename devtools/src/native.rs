@@ -21,7 +21,8 @@ use agent::archive::ArchiveError;
 use agent::gather::{self, Job, PeriodOptions, PeriodResult};
 use agent::pdk::{Api, HostState};
 use agent::policy::ModulePolicy;
-use agent::sandbox::{Failure, Limits, RunOutcome};
+use agent::limits::Limits;
+use agent::sandbox::{Failure, RunOutcome};
 
 /// A gatherer linked into this binary.
 #[derive(Clone)]
