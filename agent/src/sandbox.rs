@@ -14,6 +14,7 @@ use hostapi::abi::{self, limits as defaults};
 use hostapi::Manifest;
 use wasmi::{Config, Engine, EnforcedLimits, ExternType, Linker, Module, Store, TypedResumableCall};
 
+use crate::errors::{ErrorKind, Stopped};
 use crate::limits::Limits;
 use crate::pdk::{self, HostState, RunReport};
 use crate::util::sha256_hex;
@@ -90,23 +91,11 @@ impl std::fmt::Debug for LoadedModule {
     }
 }
 
-/// Why the host stopped a guest from a call hook (`deadline` or `cancelled`).
-#[derive(Debug)]
-pub(crate) struct Stopped(pub(crate) &'static str);
-
-impl std::fmt::Display for Stopped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "stopped by the host: {}", self.0)
-    }
-}
-
-impl wasmi_core::HostError for Stopped {}
-
 /// How a run ended, in the report's vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// `trap`, `panic`, `deadline`, `fuel`, `memory` or `instantiate`.
-    pub kind: &'static str,
+    /// Trap, panic, deadline, fuel, memory, cancelled or instantiate.
+    pub kind: ErrorKind,
     /// Human-readable detail.
     pub message: String,
 }
@@ -140,10 +129,10 @@ impl Default for Sandbox {
     }
 }
 
-fn stopped(kind: &'static str, limits: &Limits) -> Failure {
+fn stopped(kind: ErrorKind, limits: &Limits) -> Failure {
     match kind {
-        "deadline" => Failure { kind: "deadline", message: format!("wall-clock deadline of {:?} passed", limits.deadline()) },
-        _ => Failure { kind: "cancelled", message: "the agent is shutting down".into() },
+        ErrorKind::Deadline => Failure { kind, message: format!("wall-clock deadline of {:?} passed", limits.deadline()) },
+        _ => Failure { kind: ErrorKind::Cancelled, message: "the agent is shutting down".into() },
     }
 }
 
@@ -357,10 +346,10 @@ impl Sandbox {
         store.call_hook(move |state, hook| {
             if matches!(hook, wasmi::CallHook::CallingHost) {
                 if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
-                    return Err(wasmi::Error::host(Stopped("cancelled")));
+                    return Err(wasmi::Error::host(Stopped(ErrorKind::Cancelled)));
                 }
                 if Instant::now() >= state.deadline {
-                    return Err(wasmi::Error::host(Stopped("deadline")));
+                    return Err(wasmi::Error::host(Stopped(ErrorKind::Deadline)));
                 }
             }
             Ok(())
@@ -401,13 +390,13 @@ impl Sandbox {
         let instance = match self.linker.instantiate_and_start(&mut store, &module.module) {
             Ok(i) => i,
             Err(e) => {
-                let f = Failure { kind: "instantiate", message: format!("instantiation failed: {e}") };
+                let f = Failure { kind: ErrorKind::Instantiate, message: format!("instantiation failed: {e}") };
                 return finish(store, fuel_added, Err(f));
             }
         };
         let entry = match instance.get_typed_func::<(), i32>(&store, abi::ENTRY) {
             Ok(f) => f,
-            Err(e) => return finish(store, fuel_added, Err(Failure { kind: "instantiate", message: e.to_string() })),
+            Err(e) => return finish(store, fuel_added, Err(Failure { kind: ErrorKind::Instantiate, message: e.to_string() })),
         };
         // A reactor's initialiser runs under the same fuel, deadline and memory as `gather`.
         if let Ok(init) = instance.get_typed_func::<(), ()>(&store, INITIALIZE) {
@@ -446,7 +435,7 @@ impl Sandbox {
                 Ok(TypedResumableCall::Finished(r)) => {
                     // Host work can take a run past its budget in its last instructions.
                     if fuel_used(store, *fuel_added) > limits.fuel {
-                        return Err(Failure { kind: "fuel", message: format!("fuel budget of {} exhausted", limits.fuel) });
+                        return Err(Failure { kind: ErrorKind::Fuel, message: format!("fuel budget of {} exhausted", limits.fuel) });
                     }
                     return Ok(Ended::Returned(r));
                 }
@@ -454,14 +443,14 @@ impl Sandbox {
                     // Host work the guest owes beyond its last slice comes off the total first.
                     *fuel_added = fuel_added.saturating_add(std::mem::take(&mut store.data_mut().fuel_debt));
                     if *fuel_added >= limits.fuel {
-                        return Err(Failure { kind: "fuel", message: format!("fuel budget of {} exhausted", limits.fuel) });
+                        return Err(Failure { kind: ErrorKind::Fuel, message: format!("fuel budget of {} exhausted", limits.fuel) });
                     }
                     if self.is_cancelled() {
-                        return Err(Failure { kind: "cancelled", message: "the agent is shutting down".into() });
+                        return Err(Failure { kind: ErrorKind::Cancelled, message: "the agent is shutting down".into() });
                     }
                     if Instant::now() >= deadline {
                         return Err(Failure {
-                            kind: "deadline",
+                            kind: ErrorKind::Deadline,
                             message: format!("wall-clock deadline of {:?} passed", limits.deadline()),
                         });
                     }
@@ -478,11 +467,11 @@ impl Sandbox {
                     }
                     return Err(match invocation.host_error().downcast_ref::<Stopped>() {
                         Some(s) => stopped(s.0, limits),
-                        None => Failure { kind: "trap", message: format!("host trap: {}", invocation.host_error()) },
+                        None => Failure { kind: ErrorKind::Trap, message: format!("host trap: {}", invocation.host_error()) },
                     });
                 }
                 Err(e) if e.downcast_ref::<Stopped>().is_some() => {
-                    let kind = e.downcast_ref::<Stopped>().map_or("trap", |s| s.0);
+                    let kind = e.downcast_ref::<Stopped>().map_or(ErrorKind::Trap, |s| s.0);
                     return Err(stopped(kind, limits));
                 }
                 Err(e) if e.downcast_ref::<wasi::Exit>().is_some() => {
@@ -493,16 +482,16 @@ impl Sandbox {
                     // The guest's own panic message is the most precise account; a refused
                     // memory.grow explains an otherwise bare abort.
                     return Err(if let Some(panic) = &state.report.panic {
-                        Failure { kind: "panic", message: format!("guest panicked: {panic}") }
+                        Failure { kind: ErrorKind::Panic, message: format!("guest panicked: {panic}") }
                     } else if state.limiter.refused {
                         Failure {
-                            kind: "memory",
+                            kind: ErrorKind::Memory,
                             message: format!("memory limit of {} bytes reached (memory.grow refused), then: {e}", limits.memory_bytes),
                         }
                     } else if e.as_trap_code() == Some(wasmi::TrapCode::OutOfFuel) {
-                        Failure { kind: "fuel", message: format!("fuel budget of {} exhausted", limits.fuel) }
+                        Failure { kind: ErrorKind::Fuel, message: format!("fuel budget of {} exhausted", limits.fuel) }
                     } else {
-                        Failure { kind: "trap", message: e.to_string() }
+                        Failure { kind: ErrorKind::Trap, message: e.to_string() }
                     });
                 }
             }
@@ -527,11 +516,11 @@ fn exited(state: &HostState, code: i32, limits: &Limits) -> Result<i32, Failure>
         return Ok(0);
     }
     if let Some(panic) = &state.report.panic {
-        return Err(Failure { kind: "panic", message: format!("guest panicked: {panic} (exit code {code})") });
+        return Err(Failure { kind: ErrorKind::Panic, message: format!("guest panicked: {panic} (exit code {code})") });
     }
     if state.limiter.refused {
         return Err(Failure {
-            kind: "memory",
+            kind: ErrorKind::Memory,
             message: format!("memory limit of {} bytes reached (memory.grow refused), then exit code {code}", limits.memory_bytes),
         });
     }

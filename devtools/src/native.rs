@@ -125,7 +125,7 @@ pub fn run(gatherer: &NativeGatherer, state: HostState) -> RunOutcome {
             .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        Failure { kind: "panic", message: format!("gatherer panicked: {message}") }
+        Failure { kind: agent::errors::ErrorKind::Panic, message: format!("gatherer panicked: {message}") }
     });
     RunOutcome { result, fuel_used: 0, duration: started.elapsed(), report: state.report }
 }
