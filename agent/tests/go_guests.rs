@@ -217,5 +217,5 @@ fn a_sleeping_go_guest_is_cancelled_at_shutdown() {
     std::thread::sleep(Duration::from_millis(500));
     sandbox.cancel_runs();
     let outcome = runner.join().unwrap();
-    assert_eq!(outcome.result.unwrap_err().kind, "cancelled");
+    assert_eq!(outcome.result.unwrap_err().kind, agent::errors::ErrorKind::Cancelled);
 }

@@ -168,7 +168,7 @@ impl Poller {
 
 fn refused(o: PollOutcome) -> String {
     match o {
-        PollOutcome::Refused(r) => r,
+        PollOutcome::Refused(r) => r.to_string(),
         other => panic!("expected a refusal, got {other:?}"),
     }
 }

@@ -235,7 +235,7 @@ async fn activation_refuses_declarations_that_could_reach_secrets_on_the_update_
             timeout: Duration::from_secs(5),
         });
         match source.poll(&ctx).await {
-            PollOutcome::Refused(r) => assert!(r.contains("policy:") && r.contains(perm), "{perm}: {r}"),
+            PollOutcome::Refused(r) => assert!(r.reason == agent::errors::RefusalReason::Policy && r.detail.contains(perm), "{perm}: {r}"),
             other => panic!("{perm}: expected a refusal, got {other:?}"),
         }
     }
