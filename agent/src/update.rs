@@ -776,3 +776,30 @@ pub async fn watch_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The metric label, status.json and the archive warning all carry the class, whatever
+    /// the detail starts with (it used to be cut at the first `:`, so a refusal about gatherer
+    /// `nodes` was counted as `reason="nodes"`).
+    #[test]
+    fn a_refusal_is_counted_under_its_class_everywhere() {
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let status = StatusBoard::new(None);
+        let staging = Staging::new(status.clone()).with_metrics(metrics.clone());
+        staging.refuse("index", &Refused::new(RefusalReason::ManifestMismatch, "nodes: the index's permissions differ").about("nodes"));
+        staging.refuse("index", &Refused::new(RefusalReason::Policy, "declares secrets").about("nodes"));
+        staging.refuse("index", &Refused::new(RefusalReason::Policy, "declares secrets").about("pods"));
+        let text = metrics.encode();
+        assert!(text.contains(r#"gather_agent_update_refusals_total{reason="manifest-mismatch"} 1"#), "{text}");
+        assert!(text.contains(r#"gather_agent_update_refusals_total{reason="policy"} 2"#), "{text}");
+        assert!(!text.contains(r#"reason="nodes""#), "{text}");
+        let classes: Vec<_> = status.get().refused.iter().map(|r| r.class.clone().unwrap()).collect();
+        assert_eq!(classes, ["manifest-mismatch", "policy", "policy"]);
+        assert!(status.get().refused[0].reason.starts_with("manifest-mismatch: nodes: "));
+        let warnings = staging.take_warnings();
+        assert!(warnings[1].contains("policy: nodes: declares secrets"), "{warnings:?}");
+    }
+}
