@@ -9,6 +9,11 @@
 //! - a **local modules directory**, watched with `notify`; a broken file keeps the previous
 //!   version of that gatherer.
 //!
+//! Modules are loaded by the one loader (`loader.rs`), so `disabled`, the policy check and
+//! the limits apply here exactly as under `gather`. The embedded defaults are a third part,
+//! used only while neither source has provided a set (a whole-set replacement, see
+//! docs/CONFIG.md).
+//!
 //! A verified set is only *staged*: the period loop (`run.rs`) activates it at the start of the
 //! next period, so a running period never changes modules. Any failure leaves the last-known-good
 //! set active and is reported in the log, in `status.json` and in the next archive's metadata.
