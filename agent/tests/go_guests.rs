@@ -135,7 +135,7 @@ async fn a_go_busy_loop_runs_out_of_fuel() {
 async fn a_go_busy_loop_is_stopped_at_the_deadline() {
     // wasmi charges a block's fuel on entry, and Go's code is a few huge blocks: a Go busy loop
     // burns the default 20 G fuel in well under a second. A large budget leaves the deadline.
-    let (r, _) = hostile("loop", r#"{"deadlineMs": 1000, "fuel": 1000000000000000}"#).await;
+    let (r, _) = hostile("loop", r#"{"deadlineMs": 1000, "fuel": 100000000000000}"#).await;
     assert_eq!(kind(&r), Some("deadline"), "{r:#?}");
 }
 
@@ -159,8 +159,11 @@ async fn a_stdout_and_stderr_flood_stays_bounded() {
     let (r, _) = hostile("flood", r#"{"deadlineMs": 1500}"#).await;
     assert!(matches!(kind(&r), Some("deadline" | "fuel")), "{r:#?}");
     let warnings = r.warnings.as_ref().expect("stderr lines are warnings");
-    assert!(warnings.len() <= 200, "{} warnings kept", warnings.len());
-    assert!(warnings.iter().all(|w| w.starts_with("flood ")), "stdout lines are not warnings");
+    // At most the report's 200 entries of stderr lines, plus the host's own notes (the log
+    // budget, entries dropped), which are kept even when the report is full.
+    let (flood, notes): (Vec<&String>, Vec<&String>) = warnings.iter().partition(|w| w.starts_with("flood "));
+    assert!(flood.len() <= 200, "{} stderr lines kept", flood.len());
+    assert!(notes.len() <= 2 && notes.iter().all(|n| n.contains("log budget") || n.contains("dropped")), "stdout lines are not warnings: {notes:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
