@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::ModulePolicy;
-use crate::sandbox::{maxima, LimitError, LimitOverrides, Limits};
+use crate::limits::{maxima, LimitError, LimitOverrides, Limits};
 
 /// Per-module settings the operator controls.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -163,7 +163,7 @@ impl AgentConfig {
     /// The effective limits. The operator's limits are ceilings: the agent-wide `limits`,
     /// replaced field by field by `modules.<module>.limits` (which may raise or lower them);
     /// then the publisher's suggestion from the index, which may only lower them. Every value
-    /// from every source must be within the host's ranges ([`crate::sandbox::maxima`]).
+    /// from every source must be within the host's ranges ([`crate::limits::maxima`]).
     pub fn limits_with_publisher(&self, module: &str, publisher: Option<&serde_json::Value>) -> Result<Limits, LimitError> {
         let mut ceiling = self.limits.clone();
         if let Some(o) = self.modules.get(module).and_then(|m| m.limits.as_ref()) {

@@ -10,7 +10,9 @@ use tokio::sync::Semaphore;
 use crate::archive::{self, ArchiveError, ArchiveWriter, GathersMetadata, StatusReport};
 use crate::pdk::{Api, HostState};
 use crate::policy::ModulePolicy;
-use crate::sandbox::{LoadedModule, Limits, RunOutcome, Sandbox};
+use crate::errors::ErrorKind;
+use crate::limits::Limits;
+use crate::sandbox::{LoadedModule, RunOutcome, Sandbox};
 use crate::text;
 use hostapi::abi::limits::{GATHERS_JSON_BYTES, REPORT_ENTRY_BYTES};
 
@@ -105,16 +107,16 @@ fn to_report(manifest: &hostapi::Manifest, sha256: &str, outcome: RunOutcome) ->
     let dropped = outcome.report.dropped_note();
     let mut errors = outcome.report.errors;
     let (error_kind, exit_code) = match &outcome.result {
-        Ok(0) => ((outcome.report.policy_denials > 0).then(|| "policy".to_owned()), Some(0)),
+        Ok(0) => ((outcome.report.policy_denials > 0).then_some(ErrorKind::Policy), Some(0)),
         Ok(code) => {
             errors.push(format!("exit: gatherer returned {code}"));
-            (Some("exit".to_owned()), Some(*code))
+            (Some(ErrorKind::Exit), Some(*code))
         }
         Err(f) => {
             // The verdict is kept whatever the report cap, but cut like any entry.
             let verdict = format!("{}: {}", f.kind, f.message);
             errors.push(text::clip(&verdict, REPORT_ENTRY_BYTES).into_owned());
-            (Some(f.kind.to_owned()), None)
+            (Some(f.kind), None)
         }
     };
     errors.extend(dropped);
@@ -130,7 +132,7 @@ fn to_report(manifest: &hostapi::Manifest, sha256: &str, outcome: RunOutcome) ->
         fuel_used: outcome.fuel_used,
         requests: outcome.report.requests,
         bytes_emitted: outcome.report.bytes_emitted,
-        error_kind,
+        error_kind: error_kind.map(|k| k.as_str().to_owned()),
         exit_code,
     }
 }
@@ -198,7 +200,7 @@ pub async fn run_jobs(
                 Ok(outcome) => {
                     let report = to_report(&manifest, &sha256, outcome);
                     match &report.error_kind {
-                        Some(kind) if kind != "policy" => tracing::warn!(gatherer = %name, kind = %kind, records = report.records_count, ms = report.duration_in_ms, "failed: {}", report.errors.as_ref().and_then(|e| e.last()).map_or("", String::as_str)),
+                        Some(kind) if kind != ErrorKind::Policy.as_str() => tracing::warn!(gatherer = %name, kind = %kind, records = report.records_count, ms = report.duration_in_ms, "failed: {}", report.errors.as_ref().and_then(|e| e.last()).map_or("", String::as_str)),
                         _ => tracing::info!(gatherer = %name, records = report.records_count, ms = report.duration_in_ms, "done"),
                     }
                     report
@@ -207,7 +209,7 @@ pub async fn run_jobs(
                 Err(join) => StatusReport {
                     name,
                     errors: Some(vec![format!("host error running the gatherer: {join}")]),
-                    error_kind: Some("host".into()),
+                    error_kind: Some(ErrorKind::Host.as_str().into()),
                     version: manifest.version.clone(),
                     sha256,
                     ..Default::default()
@@ -226,7 +228,7 @@ pub async fn run_jobs(
         reports.push(StatusReport {
             name: f.name,
             errors: Some(vec![text::clip(&format!("load: {}", f.error), REPORT_ENTRY_BYTES).into_owned()]),
-            error_kind: Some("load".into()),
+            error_kind: Some(ErrorKind::Load.as_str().into()),
             sha256: f.sha256,
             ..Default::default()
         });
@@ -313,59 +315,18 @@ pub fn fit_metadata(metadata: &mut GathersMetadata, cap: usize) {
     }
 }
 
-/// Loads every `*.wasm` in `dir` (sorted by file name), applying `config`'s per-module
-/// settings. Broken modules become [`LoadFailure`]s rather than stopping the period.
+/// Loads every `*.wasm` in `dir` (or the one file `dir` names) through the one loader
+/// ([`crate::loader`]), with `config`'s rules. Broken, forbidden or duplicate modules become
+/// [`LoadFailure`]s rather than stopping the period; disabled ones are left out.
 pub fn load_modules_dir(
     sandbox: &Sandbox,
     dir: &std::path::Path,
     config: &crate::config::AgentConfig,
 ) -> std::io::Result<(Vec<ModuleSpec>, Vec<LoadFailure>)> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
-        .collect();
-    files.sort();
-    let (mut specs, mut failures) = (Vec::new(), Vec::new());
-    let mut seen = std::collections::BTreeMap::<String, PathBuf>::new();
-    for path in files {
-        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let bytes = std::fs::read(&path)?;
-        let sha256 = crate::sandbox::sha256_hex(&bytes);
-        let module = match sandbox.load(&bytes) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(module = %file_name, "refused: {e}");
-                failures.push(LoadFailure { name: file_name, sha256, error: e.to_string() });
-                continue;
-            }
-        };
-        let name = module.manifest.name.clone();
-        if let Some(first) = seen.get(&name) {
-            let error = format!("gatherer name {name:?} is already used by {}; names must be unique", first.display());
-            failures.push(LoadFailure { name: file_name, sha256, error });
-            continue;
-        }
-        seen.insert(name.clone(), path.clone());
-        let settings = config.module(&name);
-        if settings.disabled {
-            tracing::info!(gatherer = %name, "disabled by configuration");
-            continue;
-        }
-        // The same activation check as the update path: a module whose declarations could
-        // reach Secrets or a dangerous subresource without the operator's allowance never runs.
-        if let Err(e) = crate::policy::check_declared(&module.manifest, &settings.policy) {
-            failures.push(LoadFailure { name, sha256, error: format!("policy: {e}") });
-            continue;
-        }
-        let limits = match config.limits_for(&name) {
-            Ok(l) => l,
-            Err(e) => {
-                failures.push(LoadFailure { name, sha256, error: format!("limits: {e}") });
-                continue;
-            }
-        };
-        let config_bytes = settings.config.as_ref().map(|c| serde_json::to_vec(c).unwrap_or_default()).unwrap_or_default();
-        specs.push(ModuleSpec { module, limits, policy: settings.policy, config: config_bytes });
-    }
-    Ok((specs, failures))
+    let sources = match crate::loader::read_path(dir) {
+        Ok(s) => s,
+        Err(crate::loader::ReadError::Empty(_)) => Vec::new(),
+        Err(crate::loader::ReadError::Io { source, .. }) => return Err(source),
+    };
+    Ok(crate::loader::Loader::new(sandbox, config).load_set(&sources).into_period())
 }

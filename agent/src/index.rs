@@ -95,7 +95,7 @@ pub enum IndexError {
         name: String,
         /// Why.
         #[source]
-        source: crate::sandbox::LimitError,
+        source: crate::limits::LimitError,
     },
 }
 
@@ -202,7 +202,7 @@ impl Index {
             module_path(&g.url)
                 .map_err(|source| IndexError::ModuleUrl { name: g.name.clone(), url: g.url.clone(), source })?;
             if let Some(l) = &g.limits {
-                crate::sandbox::LimitOverrides::from_json("limits", l)
+                crate::limits::LimitOverrides::from_json("limits", l)
                     .map_err(|source| IndexError::Limits { name: g.name.clone(), source })?;
             }
             if g.size == 0 {

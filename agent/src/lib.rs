@@ -6,8 +6,15 @@
 //! `gather-devtools` (bench, native baseline, demo) and `gather-agent` (the one command line).
 //!
 //! # Layout
-//! - [`sandbox`]: the wasmi engine: module validation, compiled-module cache, limits, deadline.
-//! - [`pdk`]: the host functions gatherers import (ABI v1), separate from lifecycle.
+//! - [`sandbox`]: the wasmi engine: module validation, compiled-module cache, the deadline.
+//! - [`limits`]: per-module limits, their ranges, and the wasmi memory limiter (shared by the
+//!   sandbox and the host functions).
+//! - [`loader`]: the one module loader: every origin (embedded defaults, a file or directory,
+//!   the watched directory, the index) gets the same rules (`disabled`, policy, limits, names).
+//! - [`errors`]: the outcome vocabulary as enums: `ErrorKind` (how a run ended) and
+//!   `RefusalReason` (why an update was refused), shared by reports, status, logs and metrics.
+//! - [`pdk`]: the host functions gatherers import (ABI v1), separate from lifecycle (it does
+//!   not import the sandbox; the sandbox imports it).
 //! - [`wasi`]: the sandboxed `wasi_snapshot_preview1` subset Go gatherers need (no file system).
 //! - [`policy`]: the REST bridge and its request policy (GET-only, declared paths, no secrets).
 //! - [`apipath`]: API paths parsed into (group, version, namespace, resource, name,
@@ -22,7 +29,8 @@
 //! - [`redact`]: how URLs are shown: userinfo and query values hidden, everywhere.
 //! - [`state`]: the state dir: lock, content-addressed module cache, last accepted index.
 //! - [`status`]: what the agent is doing, persisted as `status.json`.
-//! - [`run`]: the periodic agent: activate staged sets at period start, gather, archive.
+//! - [`run`]: the periodic agent: activate staged sets at period start, gather, archive; the
+//!   default modules it is given run until a configured source provides a set.
 //! - [`update`]: the update loop: poll the index, verify, stage; watch a local modules dir.
 //! - [`endpoints`]: `/healthz`, `/readyz`, `/metrics`, `/status` for operators.
 //! - [`retention`]: pruning old archives; removing temp files a crash left.
@@ -31,11 +39,13 @@
 //! - [`kubeclient`]: the host's own kube-rs client and where its config comes from.
 //! - [`tls`]: the single rustls crypto provider (ring) the whole process uses.
 //! - [`text`]: guest-derived strings cut and escaped before a report or log line quotes them.
+//! - [`util`]: sha256 hashing, atomic file writes, randomised exponential backoff.
 
 pub mod apipath;
 pub mod archive;
 pub mod config;
 pub mod endpoints;
+pub mod errors;
 pub mod gather;
 pub mod index;
 pub mod pdk;
@@ -49,9 +59,12 @@ pub mod serve;
 pub mod state;
 pub mod status;
 pub mod kubeclient;
+pub mod loader;
+pub mod limits;
 pub mod metrics;
 pub mod text;
 pub mod tls;
 pub mod update;
 pub mod upload;
+pub mod util;
 pub mod wasi;

@@ -10,6 +10,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::archive::GathersMetadata;
+use crate::errors::RefusalReason;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GathererLabel {
@@ -112,9 +113,9 @@ impl Metrics {
         self.activations.inc();
     }
 
-    /// An update was refused (`reason` is the class: `sha256-mismatch`, `bad-signature`...).
-    pub fn refusal(&self, reason: &str) {
-        self.refusals.get_or_create(&ReasonLabel { reason: reason.to_owned() }).inc();
+    /// An update was refused, counted under its class (`sha256-mismatch`, `policy`...).
+    pub fn refusal(&self, reason: RefusalReason) {
+        self.refusals.get_or_create(&ReasonLabel { reason: reason.as_str().to_owned() }).inc();
     }
 
     /// An index poll ended with `result` (`200`, `304`, `error`).

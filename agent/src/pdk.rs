@@ -15,7 +15,7 @@ use wasmi::{Caller, Extern, Linker};
 
 use crate::archive::{ArchiveWriter, RecordError};
 use crate::policy::{self, BridgeError, Decision, ModulePolicy};
-use crate::sandbox::Limits;
+use crate::limits::{GuestLimiter, Limits};
 use crate::text;
 
 mod list;
@@ -142,35 +142,6 @@ impl Handle {
             Handle::Response(r) => r,
             Handle::List(l) => &mut l.page,
         }
-    }
-}
-
-/// Tracks memory growth against the module's cap and remembers refusals, so a guest that
-/// dies after `memory.grow` failed is reported as out of memory rather than a plain trap.
-#[derive(Debug)]
-pub struct GuestLimiter {
-    memory_bytes: usize,
-    /// Whether a growth was refused.
-    pub refused: bool,
-}
-
-impl wasmi::ResourceLimiter for GuestLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> Result<bool, wasmi_core::LimiterError> {
-        let ok = desired <= self.memory_bytes;
-        self.refused |= !ok;
-        Ok(ok)
-    }
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> Result<bool, wasmi_core::LimiterError> {
-        Ok(desired <= 100_000)
-    }
-    fn instances(&self) -> usize {
-        1
-    }
-    fn tables(&self) -> usize {
-        4
-    }
-    fn memories(&self) -> usize {
-        1
     }
 }
 

@@ -97,20 +97,11 @@ struct ModuleSettings {
     limits: Option<serde_json::Value>,
 }
 
+use crate::util::write_atomic;
+
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PublishError {
     let path = path.to_owned();
     move |source| PublishError::Io { what, path, source }
-}
-
-/// Writes `bytes` to `path` via a temp file and rename, so readers never see a partial file.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 /// Publishes `opts.modules_dir` into `opts.site`.

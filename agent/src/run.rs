@@ -11,15 +11,18 @@ use ed25519_dalek::VerifyingKey;
 use tracing::Instrument as _;
 
 use crate::config::AgentConfig;
+use crate::errors::{RefusalReason, Refused};
 use crate::gather::{self, PeriodOptions};
 use crate::metrics::Metrics;
 use crate::pdk::Api;
 use crate::retention::{self, Retention};
 use crate::upload::UploadConfig;
-use crate::sandbox::{LimitError, Sandbox};
+use crate::limits::LimitError;
+use crate::sandbox::Sandbox;
 use crate::state::{StateDir, StateError};
 use crate::status::{now, ArchiveStatus, StatusBoard};
-use crate::update::{self, Ctx, DirSource, IndexSettings, IndexSource, ModuleSet, SourceKind, Staging};
+use crate::loader::{Loader, ModuleSource};
+use crate::update::{self, ActiveModule, Ctx, DirSource, IndexSettings, IndexSource, ModuleSet, Part, SourceKind, Staging};
 
 /// Everything `run` needs, after flags, environment and config file are merged.
 #[derive(Debug, Clone)]
@@ -54,6 +57,9 @@ pub struct RunConfig {
     pub upload: Option<UploadConfig>,
     /// On shutdown, how long a running period may take to finish before it is abandoned.
     pub shutdown_grace: Duration,
+    /// The fallback gatherer set (the binary's embedded defaults): what runs while neither
+    /// the index nor the modules dir has provided a set, and always when neither is configured.
+    pub default_modules: Vec<ModuleSource>,
 }
 
 impl RunConfig {
@@ -75,6 +81,7 @@ impl RunConfig {
             retention: Retention::default(),
             upload: None,
             shutdown_grace: Duration::from_secs(20),
+            default_modules: Vec::new(),
         }
     }
 }
@@ -127,8 +134,8 @@ impl RunConfig {
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// Neither an index URL nor a modules directory.
-    #[error("no module source: give --index-url and/or --modules-dir")]
+    /// Neither an index URL, nor a modules directory, nor default modules.
+    #[error("no module source: give --index-url and/or --modules-dir (this build embeds no default gatherers)")]
     NoSource,
     /// A setting or limit is out of range.
     #[error("invalid setting: {0}")]
@@ -175,7 +182,7 @@ pub struct Agent {
 impl Agent {
     /// Opens (and locks) the state dir and restores the last accepted set, if any.
     pub fn new(cfg: RunConfig) -> Result<Self, RunError> {
-        if cfg.index_url.is_none() && cfg.modules_dir.is_none() {
+        if cfg.index_url.is_none() && cfg.modules_dir.is_none() && cfg.default_modules.is_empty() {
             return Err(RunError::NoSource);
         }
         cfg.validate()?;
@@ -200,7 +207,8 @@ impl Agent {
         };
         crate::tls::install_crypto_provider();
         let status = StatusBoard::new(Some(state.clone()));
-        let staging = Arc::new(Staging::new(status.clone()));
+        let metrics = Arc::new(Metrics::new());
+        let staging = Arc::new(Staging::new(status.clone()).with_metrics(metrics.clone()));
         let ctx = Ctx { sandbox: Arc::new(Sandbox::new()), state, config: Arc::new(cfg.agent.clone()) };
         Ok(Agent {
             cfg,
@@ -208,7 +216,7 @@ impl Agent {
             staging,
             status,
             active: Arc::new(ArcSwapOption::empty()),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             process_started: Instant::now(),
             listener,
             http: reqwest::Client::builder().user_agent(crate::upload::user_agent(None)).build().expect("an HTTP client builds"),
@@ -251,6 +259,16 @@ impl Agent {
                 Err(e) => tracing::error!("endpoints listener: {e}"),
             }
         }
+        if !self.cfg.default_modules.is_empty() {
+            // Staged first: a restored index or the modules dir's first scan replaces them
+            // before the first period starts.
+            let set = Loader::new(&self.ctx.sandbox, &self.ctx.config).load_set(&self.cfg.default_modules);
+            for r in &set.rejected {
+                self.staging.refuse(&format!("embedded {}", r.name), &r.refused);
+            }
+            let modules = set.modules.into_iter().map(|(spec, source)| ActiveModule { spec, source }).collect();
+            self.staging.set_part(SourceKind::Defaults, Part { modules, serial: None });
+        }
         if let Some(url) = &self.cfg.index_url {
             let mut source = IndexSource::new(IndexSettings {
                 url: url.clone(),
@@ -264,10 +282,10 @@ impl Agent {
                     self.staging.set_part(SourceKind::Index, part);
                 }
                 Ok(None) => {}
-                Err(e) => self.staging.refuse("state dir", &format!("restore: {e}")),
+                Err(e) => self.staging.refuse("state dir", &Refused::new(RefusalReason::StateDir, format!("restore: {e}"))),
             }
             for p in source.take_problems() {
-                self.staging.refuse("state dir", &format!("damaged: {p}"));
+                self.staging.refuse("state dir", &Refused::new(RefusalReason::StateDir, format!("damaged: {p}")));
             }
             tasks.push(tokio::spawn(update::poll_loop(
                 source,
@@ -328,7 +346,7 @@ impl Agent {
                     break;
                 }
             }
-            let spread = 1.0 + self.cfg.jitter * (update::random_unit() * 2.0 - 1.0);
+            let spread = 1.0 + self.cfg.jitter * (crate::util::random_unit() * 2.0 - 1.0);
             // Periods start on schedule; one that overran its slot is followed at once.
             let slot = self.cfg.period.mul_f64(spread);
             next = started.checked_add(slot).unwrap_or(started);
@@ -374,7 +392,7 @@ impl Agent {
         self.status.update(|s| {
             s.last_upload = Some(crate::status::UploadStatus { at: now(), archive, result: res.into(), error: error.clone() });
             if let Some(e) = error {
-                s.last_error = Some(crate::status::Refusal { at: now(), source: "upload".into(), reason: e });
+                s.last_error = Some(crate::status::Refusal { at: now(), source: "upload".into(), reason: e, class: None });
             }
         });
     }
@@ -433,7 +451,7 @@ impl Agent {
                 }
                 self.status.update(|s| {
                     s.periods += 1;
-                    s.last_error = Some(crate::status::Refusal { at: now(), source: "archive".into(), reason: e.to_string() });
+                    s.last_error = Some(crate::status::Refusal { at: now(), source: "archive".into(), reason: e.to_string(), class: None });
                 });
                 None
             }

@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 
 use hostapi::abi::{self, limits as defaults};
 use hostapi::Manifest;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use wasmi::{Config, Engine, EnforcedLimits, ExternType, Linker, Module, Store, TypedResumableCall};
 
+use crate::errors::{ErrorKind, Stopped};
+use crate::limits::Limits;
 use crate::pdk::{self, HostState, RunReport};
+use crate::util::sha256_hex;
 use crate::wasi;
 
 mod structure;
@@ -27,280 +28,6 @@ pub const INITIALIZE: &str = "_initialize";
 /// Fuel per slice: roughly 10M wasm instructions, a few milliseconds of interpretation.
 /// Smaller slices tighten the deadline at the cost of more (cheap) host checks.
 const FUEL_SLICE: u64 = 10_000_000;
-
-/// The largest value any source (config file, flag, environment, index) may set for each
-/// limit. They keep every `Instant`/`Duration` computation and every allocation the limits
-/// size within what the host can represent.
-pub mod maxima {
-    /// wasm32 linear memory cannot exceed 65,536 pages of 64 KiB.
-    pub const MEMORY_BYTES: u64 = 4 * 1024 * 1024 * 1024;
-    /// The smallest memory cap (one page).
-    pub const MIN_MEMORY_BYTES: u64 = 65_536;
-    /// About a day of interpretation at wasmi's speed.
-    pub const FUEL: u64 = 100_000_000_000_000;
-    /// A gatherer's deadline: one day.
-    pub const DEADLINE_SECS: u64 = 24 * 3600;
-    /// One request's timeout: one day (and never past the deadline).
-    pub const REQUEST_TIMEOUT_SECS: u64 = DEADLINE_SECS;
-    /// One response body, held in host memory: 1 GiB.
-    pub const RESPONSE_BYTES: u64 = 1024 * 1024 * 1024;
-    /// Requests per gatherer per period.
-    pub const REQUESTS: u32 = 10_000_000;
-    /// Record bytes per gatherer per period, and the archive cap: 4 GiB.
-    pub const RECORD_BYTES: u64 = 4 * 1024 * 1024 * 1024;
-    /// Host memory a gatherer's open handles may hold: 16 GiB.
-    pub const HANDLE_BYTES: u64 = 16 * 1024 * 1024 * 1024;
-    /// Log bytes per gatherer per period: 1 GiB.
-    pub const LOG_BYTES: u64 = 1024 * 1024 * 1024;
-    /// Log lines per gatherer per period.
-    pub const LOG_LINES: u64 = 100_000_000;
-}
-
-/// Why a limit (from any source) was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LimitError {
-    /// A value outside the range the host accepts.
-    #[error("{field} must be between {min} and {max}, got {value}")]
-    OutOfRange {
-        /// The field, as spelled in the config file (`deadlineSeconds`).
-        field: &'static str,
-        /// The value given.
-        value: u64,
-        /// The smallest accepted.
-        min: u64,
-        /// The largest accepted.
-        max: u64,
-    },
-    /// A duration outside the range the host accepts.
-    #[error("{field} must be between {} and {}, got {}", humantime::format_duration(*.min), humantime::format_duration(*.max), humantime::format_duration(*.value))]
-    DurationOutOfRange {
-        /// The setting (`period`, `pollInterval`).
-        field: &'static str,
-        /// The value given.
-        value: Duration,
-        /// The smallest accepted.
-        min: Duration,
-        /// The largest accepted.
-        max: Duration,
-    },
-    /// A set of overrides that is not `{"field": number, ...}` with known fields.
-    #[error("{who}: {message}")]
-    Malformed {
-        /// Where they came from (`modules.pods.limits`, `the index`).
-        who: String,
-        /// What is wrong (an unknown field, a wrong type).
-        message: String,
-    },
-}
-
-fn in_range(field: &'static str, value: u64, min: u64, max: u64) -> Result<(), LimitError> {
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(LimitError::OutOfRange { field, value, min, max })
-    }
-}
-
-/// Per-module limits. Every field has a default; operators override per module.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
-pub struct Limits {
-    /// Linear memory cap in bytes (default 64 MiB).
-    pub memory_bytes: u64,
-    /// CPU budget per period in fuel units (about one per instruction).
-    pub fuel: u64,
-    /// Wall-clock deadline per period, in seconds (default 60).
-    pub deadline_seconds: u64,
-    /// Response body cap in bytes (default 16 MiB).
-    pub response_bytes: u64,
-    /// Per-request timeout in seconds (default 30; never past the deadline).
-    pub request_timeout_seconds: u64,
-    /// Requests per period.
-    pub max_requests: u32,
-    /// Bytes of records this module may emit per period (its share of the archive), so one
-    /// gatherer cannot fill the shared archive cap and starve the others.
-    pub record_bytes: u64,
-    /// Host memory all of the module's open handles may hold together (response bodies,
-    /// list pages, projections); past it a request or page is refused with `LIMIT`.
-    pub handle_bytes: u64,
-    /// Log bytes the module may write to the host log per period; past it, logs are dropped.
-    pub log_bytes: u64,
-    /// Log lines the module may write to the host log per period.
-    pub log_lines: u64,
-    /// Deadline in milliseconds, for tests that need sub-second deadlines; overrides
-    /// `deadlineSeconds` when set.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deadline_ms: Option<u64>,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            memory_bytes: defaults::MEMORY_BYTES,
-            fuel: defaults::FUEL,
-            deadline_seconds: defaults::DEADLINE_SECS,
-            response_bytes: defaults::RESPONSE_BYTES,
-            request_timeout_seconds: defaults::REQUEST_TIMEOUT_SECS,
-            max_requests: defaults::REQUESTS,
-            record_bytes: defaults::RECORD_BYTES,
-            handle_bytes: defaults::HANDLE_BYTES,
-            log_bytes: defaults::LOG_BYTES,
-            log_lines: defaults::LOG_LINES,
-            deadline_ms: None,
-        }
-    }
-}
-
-/// Some limits, each optional: an operator's per-module settings or a publisher's
-/// suggestion. Unknown fields are errors (a typo must not silently keep a default).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
-pub struct LimitOverrides {
-    /// See [`Limits::memory_bytes`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub memory_bytes: Option<u64>,
-    /// See [`Limits::fuel`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fuel: Option<u64>,
-    /// See [`Limits::deadline_seconds`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deadline_seconds: Option<u64>,
-    /// See [`Limits::response_bytes`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub response_bytes: Option<u64>,
-    /// See [`Limits::request_timeout_seconds`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_timeout_seconds: Option<u64>,
-    /// See [`Limits::max_requests`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_requests: Option<u32>,
-    /// See [`Limits::record_bytes`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub record_bytes: Option<u64>,
-    /// See [`Limits::handle_bytes`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub handle_bytes: Option<u64>,
-    /// See [`Limits::log_bytes`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub log_bytes: Option<u64>,
-    /// See [`Limits::log_lines`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub log_lines: Option<u64>,
-    /// See [`Limits::deadline_ms`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deadline_ms: Option<u64>,
-}
-
-impl LimitOverrides {
-    /// Parses a JSON object of overrides; `who` names the source in errors.
-    pub fn from_json(who: &str, value: &serde_json::Value) -> Result<Self, LimitError> {
-        let o: LimitOverrides =
-            serde_json::from_value(value.clone()).map_err(|e| LimitError::Malformed { who: who.to_owned(), message: e.to_string() })?;
-        o.check()?;
-        Ok(o)
-    }
-
-    /// Every value given must be within the host's range, whatever it is later combined with.
-    pub fn check(&self) -> Result<(), LimitError> {
-        let mut full = Limits::default();
-        self.apply_to(&mut full);
-        full.check()
-    }
-
-    /// Sets every given field in `limits` (the operator's per-module settings: they may raise
-    /// or lower the agent-wide defaults).
-    pub fn apply_to(&self, limits: &mut Limits) {
-        let l = limits;
-        l.memory_bytes = self.memory_bytes.unwrap_or(l.memory_bytes);
-        l.fuel = self.fuel.unwrap_or(l.fuel);
-        l.deadline_seconds = self.deadline_seconds.unwrap_or(l.deadline_seconds);
-        l.response_bytes = self.response_bytes.unwrap_or(l.response_bytes);
-        l.request_timeout_seconds = self.request_timeout_seconds.unwrap_or(l.request_timeout_seconds);
-        l.max_requests = self.max_requests.unwrap_or(l.max_requests);
-        l.record_bytes = self.record_bytes.unwrap_or(l.record_bytes);
-        l.handle_bytes = self.handle_bytes.unwrap_or(l.handle_bytes);
-        l.log_bytes = self.log_bytes.unwrap_or(l.log_bytes);
-        l.log_lines = self.log_lines.unwrap_or(l.log_lines);
-        if self.deadline_ms.is_some() {
-            l.deadline_ms = self.deadline_ms;
-        } else if self.deadline_seconds.is_some() {
-            l.deadline_ms = None;
-        }
-    }
-
-    /// Lowers `ceiling` to every given field that is smaller (a publisher's suggestion:
-    /// it may only lower what the operator allows).
-    pub fn lower(&self, ceiling: &Limits) -> Limits {
-        let c = ceiling;
-        let min = |v: Option<u64>, cur: u64| v.map_or(cur, |v| v.min(cur));
-        let mut l = Limits {
-            memory_bytes: min(self.memory_bytes, c.memory_bytes),
-            fuel: min(self.fuel, c.fuel),
-            response_bytes: min(self.response_bytes, c.response_bytes),
-            request_timeout_seconds: min(self.request_timeout_seconds, c.request_timeout_seconds),
-            max_requests: self.max_requests.map_or(c.max_requests, |v| v.min(c.max_requests)),
-            record_bytes: min(self.record_bytes, c.record_bytes),
-            handle_bytes: min(self.handle_bytes, c.handle_bytes),
-            log_bytes: min(self.log_bytes, c.log_bytes),
-            log_lines: min(self.log_lines, c.log_lines),
-            ..c.clone()
-        };
-        // The deadline has two spellings; compare what they mean.
-        let suggested = match (self.deadline_ms, self.deadline_seconds) {
-            (Some(ms), _) => Some(Duration::from_millis(ms)),
-            (None, Some(s)) => Some(Duration::from_secs(s)),
-            (None, None) => None,
-        };
-        if suggested.is_some_and(|d| d < c.deadline()) {
-            match self.deadline_ms {
-                Some(ms) => l.deadline_ms = Some(ms),
-                None => {
-                    l.deadline_seconds = self.deadline_seconds.unwrap_or(c.deadline_seconds);
-                    l.deadline_ms = None;
-                }
-            }
-        }
-        l
-    }
-}
-
-impl Limits {
-    /// The wall-clock deadline as a duration (never more than [`maxima::DEADLINE_SECS`],
-    /// whatever the fields say, so adding it to an `Instant` cannot overflow).
-    pub fn deadline(&self) -> Duration {
-        let d = self.deadline_ms.map_or(Duration::from_secs(self.deadline_seconds), Duration::from_millis);
-        d.min(Duration::from_secs(maxima::DEADLINE_SECS))
-    }
-
-    /// `start` plus the deadline, saturating instead of panicking.
-    pub fn deadline_from(&self, start: Instant) -> Instant {
-        start.checked_add(self.deadline()).unwrap_or(start)
-    }
-
-    /// Rejects values outside the host's range: sizes the ABI returns as i32, durations that
-    /// would overflow a clock, and zeros that would disable a limit.
-    pub fn check(&self) -> Result<(), LimitError> {
-        in_range("memoryBytes", self.memory_bytes, maxima::MIN_MEMORY_BYTES, maxima::MEMORY_BYTES)?;
-        in_range("fuel", self.fuel, 1, maxima::FUEL)?;
-        in_range("deadlineSeconds", self.deadline_seconds, 1, maxima::DEADLINE_SECS)?;
-        if let Some(ms) = self.deadline_ms {
-            in_range("deadlineMs", ms, 1, maxima::DEADLINE_SECS * 1000)?;
-        }
-        in_range("responseBytes", self.response_bytes, 1, maxima::RESPONSE_BYTES)?;
-        in_range("requestTimeoutSeconds", self.request_timeout_seconds, 1, maxima::REQUEST_TIMEOUT_SECS)?;
-        in_range("maxRequests", u64::from(self.max_requests), 0, u64::from(maxima::REQUESTS))?;
-        in_range("recordBytes", self.record_bytes, 1, maxima::RECORD_BYTES)?;
-        in_range("handleBytes", self.handle_bytes, 1, maxima::HANDLE_BYTES)?;
-        in_range("logBytes", self.log_bytes, 0, maxima::LOG_BYTES)?;
-        in_range("logLines", self.log_lines, 0, maxima::LOG_LINES)?;
-        Ok(())
-    }
-
-    /// The per-request timeout as a duration (bounded like [`Limits::deadline`]).
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_secs(self.request_timeout_seconds.min(maxima::REQUEST_TIMEOUT_SECS))
-    }
-}
 
 /// Why a module was refused before running.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -364,23 +91,11 @@ impl std::fmt::Debug for LoadedModule {
     }
 }
 
-/// Why the host stopped a guest from a call hook (`deadline` or `cancelled`).
-#[derive(Debug)]
-pub(crate) struct Stopped(pub(crate) &'static str);
-
-impl std::fmt::Display for Stopped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "stopped by the host: {}", self.0)
-    }
-}
-
-impl wasmi_core::HostError for Stopped {}
-
 /// How a run ended, in the report's vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// `trap`, `panic`, `deadline`, `fuel`, `memory` or `instantiate`.
-    pub kind: &'static str,
+    /// Trap, panic, deadline, fuel, memory, cancelled or instantiate.
+    pub kind: ErrorKind,
     /// Human-readable detail.
     pub message: String,
 }
@@ -414,10 +129,10 @@ impl Default for Sandbox {
     }
 }
 
-fn stopped(kind: &'static str, limits: &Limits) -> Failure {
+fn stopped(kind: ErrorKind, limits: &Limits) -> Failure {
     match kind {
-        "deadline" => Failure { kind: "deadline", message: format!("wall-clock deadline of {:?} passed", limits.deadline()) },
-        _ => Failure { kind: "cancelled", message: "the agent is shutting down".into() },
+        ErrorKind::Deadline => Failure { kind, message: format!("wall-clock deadline of {:?} passed", limits.deadline()) },
+        _ => Failure { kind: ErrorKind::Cancelled, message: "the agent is shutting down".into() },
     }
 }
 
@@ -463,11 +178,6 @@ fn has_start_section(bytes: &[u8]) -> bool {
         };
     }
     false
-}
-
-/// Hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 impl Sandbox {
@@ -636,10 +346,10 @@ impl Sandbox {
         store.call_hook(move |state, hook| {
             if matches!(hook, wasmi::CallHook::CallingHost) {
                 if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
-                    return Err(wasmi::Error::host(Stopped("cancelled")));
+                    return Err(wasmi::Error::host(Stopped(ErrorKind::Cancelled)));
                 }
                 if Instant::now() >= state.deadline {
-                    return Err(wasmi::Error::host(Stopped("deadline")));
+                    return Err(wasmi::Error::host(Stopped(ErrorKind::Deadline)));
                 }
             }
             Ok(())
@@ -680,13 +390,13 @@ impl Sandbox {
         let instance = match self.linker.instantiate_and_start(&mut store, &module.module) {
             Ok(i) => i,
             Err(e) => {
-                let f = Failure { kind: "instantiate", message: format!("instantiation failed: {e}") };
+                let f = Failure { kind: ErrorKind::Instantiate, message: format!("instantiation failed: {e}") };
                 return finish(store, fuel_added, Err(f));
             }
         };
         let entry = match instance.get_typed_func::<(), i32>(&store, abi::ENTRY) {
             Ok(f) => f,
-            Err(e) => return finish(store, fuel_added, Err(Failure { kind: "instantiate", message: e.to_string() })),
+            Err(e) => return finish(store, fuel_added, Err(Failure { kind: ErrorKind::Instantiate, message: e.to_string() })),
         };
         // A reactor's initialiser runs under the same fuel, deadline and memory as `gather`.
         if let Ok(init) = instance.get_typed_func::<(), ()>(&store, INITIALIZE) {
@@ -725,7 +435,7 @@ impl Sandbox {
                 Ok(TypedResumableCall::Finished(r)) => {
                     // Host work can take a run past its budget in its last instructions.
                     if fuel_used(store, *fuel_added) > limits.fuel {
-                        return Err(Failure { kind: "fuel", message: format!("fuel budget of {} exhausted", limits.fuel) });
+                        return Err(Failure { kind: ErrorKind::Fuel, message: format!("fuel budget of {} exhausted", limits.fuel) });
                     }
                     return Ok(Ended::Returned(r));
                 }
@@ -733,14 +443,14 @@ impl Sandbox {
                     // Host work the guest owes beyond its last slice comes off the total first.
                     *fuel_added = fuel_added.saturating_add(std::mem::take(&mut store.data_mut().fuel_debt));
                     if *fuel_added >= limits.fuel {
-                        return Err(Failure { kind: "fuel", message: format!("fuel budget of {} exhausted", limits.fuel) });
+                        return Err(Failure { kind: ErrorKind::Fuel, message: format!("fuel budget of {} exhausted", limits.fuel) });
                     }
                     if self.is_cancelled() {
-                        return Err(Failure { kind: "cancelled", message: "the agent is shutting down".into() });
+                        return Err(Failure { kind: ErrorKind::Cancelled, message: "the agent is shutting down".into() });
                     }
                     if Instant::now() >= deadline {
                         return Err(Failure {
-                            kind: "deadline",
+                            kind: ErrorKind::Deadline,
                             message: format!("wall-clock deadline of {:?} passed", limits.deadline()),
                         });
                     }
@@ -757,11 +467,11 @@ impl Sandbox {
                     }
                     return Err(match invocation.host_error().downcast_ref::<Stopped>() {
                         Some(s) => stopped(s.0, limits),
-                        None => Failure { kind: "trap", message: format!("host trap: {}", invocation.host_error()) },
+                        None => Failure { kind: ErrorKind::Trap, message: format!("host trap: {}", invocation.host_error()) },
                     });
                 }
                 Err(e) if e.downcast_ref::<Stopped>().is_some() => {
-                    let kind = e.downcast_ref::<Stopped>().map_or("trap", |s| s.0);
+                    let kind = e.downcast_ref::<Stopped>().map_or(ErrorKind::Trap, |s| s.0);
                     return Err(stopped(kind, limits));
                 }
                 Err(e) if e.downcast_ref::<wasi::Exit>().is_some() => {
@@ -772,16 +482,16 @@ impl Sandbox {
                     // The guest's own panic message is the most precise account; a refused
                     // memory.grow explains an otherwise bare abort.
                     return Err(if let Some(panic) = &state.report.panic {
-                        Failure { kind: "panic", message: format!("guest panicked: {panic}") }
+                        Failure { kind: ErrorKind::Panic, message: format!("guest panicked: {panic}") }
                     } else if state.limiter.refused {
                         Failure {
-                            kind: "memory",
+                            kind: ErrorKind::Memory,
                             message: format!("memory limit of {} bytes reached (memory.grow refused), then: {e}", limits.memory_bytes),
                         }
                     } else if e.as_trap_code() == Some(wasmi::TrapCode::OutOfFuel) {
-                        Failure { kind: "fuel", message: format!("fuel budget of {} exhausted", limits.fuel) }
+                        Failure { kind: ErrorKind::Fuel, message: format!("fuel budget of {} exhausted", limits.fuel) }
                     } else {
-                        Failure { kind: "trap", message: e.to_string() }
+                        Failure { kind: ErrorKind::Trap, message: e.to_string() }
                     });
                 }
             }
@@ -806,11 +516,11 @@ fn exited(state: &HostState, code: i32, limits: &Limits) -> Result<i32, Failure>
         return Ok(0);
     }
     if let Some(panic) = &state.report.panic {
-        return Err(Failure { kind: "panic", message: format!("guest panicked: {panic} (exit code {code})") });
+        return Err(Failure { kind: ErrorKind::Panic, message: format!("guest panicked: {panic} (exit code {code})") });
     }
     if state.limiter.refused {
         return Err(Failure {
-            kind: "memory",
+            kind: ErrorKind::Memory,
             message: format!("memory limit of {} bytes reached (memory.grow refused), then exit code {code}", limits.memory_bytes),
         });
     }

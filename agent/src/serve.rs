@@ -136,7 +136,7 @@ async fn respond(state: &ServeState, method: &Method, path: &str, if_none_match:
         Err(_) => return (StatusCode::NOT_FOUND, "not found\n").into_response(),
     };
     // Strong ETag: the content hash, so identical bytes always match, whatever the mtime.
-    let etag = format!("\"{}\"", crate::sandbox::sha256_hex(&bytes));
+    let etag = format!("\"{}\"", crate::util::sha256_hex(&bytes));
     let matches = if_none_match
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::publish::write_atomic;
-use crate::sandbox::sha256_hex;
+use crate::util::write_atomic;
+use crate::util::sha256_hex;
 
 /// Why the state directory cannot be used.
 #[derive(Debug, thiserror::Error)]

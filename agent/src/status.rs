@@ -60,6 +60,10 @@ pub struct Refusal {
     pub source: String,
     /// Why (a short reason class such as `sha256-mismatch`, then detail).
     pub reason: String,
+    /// The reason class alone, for a refused update: the same string as the `reason` label of
+    /// `gather_agent_update_refusals` ([`crate::errors::RefusalReason`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
 }
 
 /// The last archive written.
@@ -156,8 +160,8 @@ impl StatusBoard {
     }
 
     /// Records a refused update (also as the last error).
-    pub fn refuse(&self, source: &str, reason: &str) {
-        let r = Refusal { at: now(), source: source.to_owned(), reason: reason.to_owned() };
+    pub fn refuse(&self, source: &str, refused: &crate::errors::Refused) {
+        let r = Refusal { at: now(), source: source.to_owned(), reason: refused.to_string(), class: Some(refused.reason.as_str().to_owned()) };
         self.update(|s| {
             s.refused.push(r.clone());
             if s.refused.len() > 20 {

@@ -9,6 +9,11 @@
 //! - a **local modules directory**, watched with `notify`; a broken file keeps the previous
 //!   version of that gatherer.
 //!
+//! Modules are loaded by the one loader (`loader.rs`), so `disabled`, the policy check and
+//! the limits apply here exactly as under `gather`. The embedded defaults are a third part,
+//! used only while neither source has provided a set (a whole-set replacement, see
+//! docs/CONFIG.md).
+//!
 //! A verified set is only *staged*: the period loop (`run.rs`) activates it at the start of the
 //! next period, so a running period never changes modules. Any failure leaves the last-known-good
 //! set active and is reported in the log, in `status.json` and in the next archive's metadata.
@@ -25,8 +30,10 @@ use tokio::sync::Notify;
 use crate::config::AgentConfig;
 use crate::gather::ModuleSpec;
 use crate::index::{self, Index, IndexEntry};
-use crate::policy;
-use crate::sandbox::{sha256_hex, Sandbox};
+use crate::errors::{RefusalReason, Refused};
+use crate::loader::{Loaded, Loader, ModuleSource};
+use crate::sandbox::Sandbox;
+use crate::util::sha256_hex;
 use crate::redact;
 use crate::state::{Accepted, SerialFloor, StateDir};
 use crate::status::{now, ModuleStatus, PollStatus, SetStatus, StatusBoard};
@@ -100,6 +107,7 @@ pub struct Part {
 
 #[derive(Default)]
 struct Parts {
+    defaults: Option<Part>,
     index: Option<Part>,
     dir: Option<Part>,
     generation: u64,
@@ -113,11 +121,14 @@ pub struct Staging {
     /// Woken when a set is staged.
     pub notify: Notify,
     status: StatusBoard,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// Which source a part came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceKind {
+    /// The embedded default gatherers: the set while no configured source has one.
+    Defaults,
     /// The index URL.
     Index,
     /// The local modules directory.
@@ -127,7 +138,13 @@ pub enum SourceKind {
 impl Staging {
     /// An empty staging area reporting into `status`.
     pub fn new(status: StatusBoard) -> Self {
-        Staging { parts: Mutex::new(Parts::default()), warnings: Mutex::new(Vec::new()), notify: Notify::new(), status }
+        Staging { parts: Mutex::new(Parts::default()), warnings: Mutex::new(Vec::new()), notify: Notify::new(), status, metrics: None }
+    }
+
+    /// The same, also counting refusals in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Replaces one source's part and stages the combined set.
@@ -135,12 +152,20 @@ impl Staging {
         let set = {
             let mut p = self.parts.lock().expect("staging lock");
             match kind {
+                SourceKind::Defaults => p.defaults = Some(part),
                 SourceKind::Index => p.index = Some(part),
                 SourceKind::Dir => p.dir = Some(part),
             }
             p.generation += 1;
-            let mut modules: Vec<ActiveModule> = p.index.as_ref().map(|i| i.modules.clone()).unwrap_or_default();
-            for m in p.dir.iter().flat_map(|d| d.modules.iter()) {
+            // A published set replaces the defaults as a whole (docs/CONFIG.md): an accepted
+            // index (even an empty one), or a modules dir with at least one module.
+            let published = p.index.is_some() || p.dir.as_ref().is_some_and(|d| !d.modules.is_empty());
+            let mut modules: Vec<ActiveModule> = if published {
+                p.index.as_ref().map(|i| i.modules.clone()).unwrap_or_default()
+            } else {
+                p.defaults.as_ref().map(|d| d.modules.clone()).unwrap_or_default()
+            };
+            for m in p.dir.iter().filter(|_| published).flat_map(|d| d.modules.iter()) {
                 let name = &m.spec.module.manifest.name;
                 if modules.iter().any(|x| &x.spec.module.manifest.name == name) {
                     // The index is the signed source of truth; a local file cannot shadow it.
@@ -189,10 +214,14 @@ impl Staging {
         std::mem::take(&mut *self.warnings.lock().expect("warnings lock"))
     }
 
-    /// Records a refused update: log, status, next archive.
-    pub fn refuse(&self, source: &str, reason: &str) {
-        self.status.refuse(source, reason);
-        self.warn(format!("update refused ({source}): {reason}; the last-known-good set stays active"));
+    /// Records a refused update: log, status, metric and next archive, all with the same
+    /// reason class.
+    pub fn refuse(&self, source: &str, refused: &Refused) {
+        self.status.refuse(source, refused);
+        if let Some(m) = &self.metrics {
+            m.refusal(refused.reason);
+        }
+        self.warn(format!("update refused ({source}): {refused}; the last-known-good set stays active"));
     }
 }
 
@@ -208,37 +237,15 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Compiles, checks and configures one module. `entry` is its index entry, if any.
-    fn spec(&self, bytes: &[u8], entry: Option<&IndexEntry>) -> Result<ModuleSpec, String> {
-        let module = self.sandbox.load(bytes).map_err(|e| format!("invalid-module: {e}"))?;
-        let m = &module.manifest;
-        if let Some(e) = entry {
-            if e.name != m.name || e.version != m.version {
-                return Err(format!(
-                    "manifest-mismatch: the index lists {}@{} but the module declares {}@{}",
-                    e.name, e.version, m.name, m.version
-                ));
-            }
-            let (mut a, mut b) = (e.permissions.clone(), m.permissions.clone());
-            a.sort();
-            b.sort();
-            if a != b {
-                return Err(format!("manifest-mismatch: {}: the index's permissions differ from the module's", m.name));
-            }
+    /// Loads one module with the one loader's rules ([`crate::loader`]). `Ok(None)`: the
+    /// operator disabled it.
+    fn spec(&self, bytes: &[u8], entry: Option<&IndexEntry>, origin: &str) -> Result<Option<ModuleSpec>, Refused> {
+        let src = ModuleSource { origin: origin.to_owned(), bytes: bytes.into(), entry: entry.cloned() };
+        match Loader::new(&self.sandbox, &self.config).load(&src) {
+            Ok(Loaded::Ready(spec)) => Ok(Some(spec)),
+            Ok(Loaded::Disabled(_)) => Ok(None),
+            Err(r) => Err(r.refused),
         }
-        let settings = self.config.module(&m.name);
-        policy::check_declared(m, &settings.policy).map_err(|e| format!("policy: {}: {e}", m.name))?;
-        let limits = self
-            .config
-            .limits_with_publisher(&m.name, entry.and_then(|e| e.limits.as_ref()))
-            .map_err(|e| format!("limits: {e}"))?;
-        let config = settings.config.clone().or_else(|| entry.and_then(|e| e.config.clone()));
-        Ok(ModuleSpec {
-            module,
-            limits,
-            policy: settings.policy,
-            config: config.map(|c| serde_json::to_vec(&c).unwrap_or_default()).unwrap_or_default(),
-        })
     }
 }
 
@@ -264,8 +271,8 @@ pub enum PollOutcome {
     Unchanged,
     /// A new index, verified and ready to stage.
     Accepted(Part),
-    /// The index or a module was refused; the reason starts with a class (`sha256-mismatch:`).
-    Refused(String),
+    /// The index or a module was refused.
+    Refused(Refused),
     /// The server could not be reached or answered with an error.
     Failed(String),
 }
@@ -418,8 +425,10 @@ impl IndexSource {
                 .state
                 .cached_module(&entry.sha256)
                 .ok_or_else(|| format!("module {} ({}) is missing from the cache", entry.name, entry.sha256))?;
-            let spec = ctx.spec(&bytes, Some(entry))?;
-            part.modules.push(ActiveModule { spec, source: format!("index serial {} (restored from the state dir)", index.serial) });
+            let source = format!("index serial {} (restored from the state dir)", index.serial);
+            if let Some(spec) = ctx.spec(&bytes, Some(entry), &source).map_err(|e| e.about(&entry.name).to_string())? {
+                part.modules.push(ActiveModule { spec, source });
+            }
         }
         if accepted.url != recorded {
             // Written by an older agent with the raw URL: rewrite it without the secrets.
@@ -435,7 +444,7 @@ impl IndexSource {
     /// Polls once: conditional GET, then full verification of anything new.
     pub async fn poll(&mut self, ctx: &Ctx) -> PollOutcome {
         match self.poll_inner(ctx).await {
-            PollOutcome::Refused(r) => PollOutcome::Refused(self.scrub(r)),
+            PollOutcome::Refused(r) => PollOutcome::Refused(r.map_detail(|d| self.scrub(d))),
             PollOutcome::Failed(r) => PollOutcome::Failed(self.scrub(r)),
             other => other,
         }
@@ -460,7 +469,7 @@ impl IndexSource {
         let etag = resp.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let bytes = match read_capped(resp, index::MAX_INDEX_BYTES as u64).await {
             Ok(b) => b,
-            Err(None) => return PollOutcome::Refused(format!("too-large: the index is larger than {} bytes", index::MAX_INDEX_BYTES)),
+            Err(None) => return PollOutcome::Refused(Refused::new(RefusalReason::TooLarge, format!("the index is larger than {} bytes", index::MAX_INDEX_BYTES))),
             Err(Some(e)) => return PollOutcome::Failed(format!("reading {}: {e}", self.shown_url)),
         };
         let sha = sha256_hex(&bytes);
@@ -479,6 +488,7 @@ impl IndexSource {
 
     async fn verify(&mut self, ctx: &Ctx, bytes: &[u8], sha: &str, etag: Option<String>) -> Result<Part, Verdict> {
         use Verdict::{Failed, Refused};
+        use crate::errors::Refused as R;
         let sig = match &self.settings.public_key {
             None => None,
             Some(key) => {
@@ -494,39 +504,39 @@ impl IndexSource {
                     .await
                     .map_err(|e| Failed(format!("GET {sig_url}: {}", chain(&e))))?;
                 if resp.status() == reqwest::StatusCode::NOT_FOUND {
-                    return Err(Refused("bad-signature: the index is not signed (no index.json.sig) and a public key is configured".into()));
+                    return Err(Refused(R::new(RefusalReason::BadSignature, "the index is not signed (no index.json.sig) and a public key is configured")));
                 }
                 if !resp.status().is_success() {
                     return Err(Failed(format!("GET {sig_url}: HTTP {}", resp.status())));
                 }
                 let sig = read_capped(resp, 4096).await.map_err(|e| match e {
-                    None => Refused("bad-signature: the signature file is too large".into()),
+                    None => Refused(R::new(RefusalReason::BadSignature, "the signature file is too large")),
                     Some(e) => Failed(format!("reading {sig_url}: {e}")),
                 })?;
-                index::verify(key, bytes, &sig).map_err(|e| Refused(format!("bad-signature: {e}")))?;
+                index::verify(key, bytes, &sig).map_err(|e| Refused(R::new(RefusalReason::BadSignature, e.to_string())))?;
                 Some(sig)
             }
         };
-        let index = Index::parse(bytes).map_err(|e| Refused(format!("malformed: {e}")))?;
+        let index = Index::parse(bytes).map_err(|e| Refused(R::new(RefusalReason::Malformed, e.to_string())))?;
         if let Some(f) = &self.floor {
             if index.serial < f.serial {
-                return Err(Refused(format!(
-                    "rollback: serial {} is lower than the accepted serial {}",
-                    index.serial, f.serial
+                return Err(Refused(R::new(
+                    RefusalReason::Rollback,
+                    format!("serial {} is lower than the accepted serial {}", index.serial, f.serial),
                 )));
             }
             // The same serial with the same bytes is the accepted index itself, verified
             // again (after a damaged cache, say); with other bytes it is a replay.
             if index.serial == f.serial && f.sha256 != sha {
-                return Err(Refused(format!(
-                    "replay: serial {} was already accepted with different content",
-                    index.serial
+                return Err(Refused(R::new(
+                    RefusalReason::Replay,
+                    format!("serial {} was already accepted with different content", index.serial),
                 )));
             }
         }
         index
             .check_expiry(time::OffsetDateTime::now_utc())
-            .map_err(|e| Refused(format!("expired: {e}")))?;
+            .map_err(|e| Refused(R::new(RefusalReason::Expired, e.to_string())))?;
 
         let mut part = Part { modules: Vec::new(), serial: Some(index.serial) };
         for entry in &index.gatherers {
@@ -541,10 +551,13 @@ impl IndexSource {
                 }
             };
             if module_bytes.len() as u64 != entry.size {
-                return Err(Refused(format!("size-mismatch: {}: the index says {} bytes, the module has {}", entry.name, entry.size, module_bytes.len())));
+                return Err(Refused(R::new(RefusalReason::SizeMismatch, format!("{}: the index says {} bytes, the module has {}", entry.name, entry.size, module_bytes.len()))));
             }
-            let spec = ctx.spec(&module_bytes, Some(entry)).map_err(|e| Refused(format!("{}: {e}", entry.name)))?;
-            part.modules.push(ActiveModule { spec, source: format!("index serial {} ({})", index.serial, self.shown_url) });
+            let source = format!("index serial {} ({})", index.serial, self.shown_url);
+            // A module the operator disabled is verified like the others but not run.
+            if let Some(spec) = ctx.spec(&module_bytes, Some(entry), &source).map_err(|e| Refused(e.about(&entry.name)))? {
+                part.modules.push(ActiveModule { spec, source });
+            }
         }
         // The floor first: if persisting fails halfway, it is ahead of accepted.json, never behind.
         let floor = SerialFloor { url: self.shown_url.clone(), serial: index.serial, sha256: sha.to_owned() };
@@ -562,8 +575,9 @@ impl IndexSource {
 
     async fn download(&mut self, entry: &IndexEntry) -> Result<Vec<u8>, Verdict> {
         use Verdict::{Failed, Refused};
+        use crate::errors::Refused as R;
         let url = index::module_url(&self.settings.url, &entry.url)
-            .map_err(|e| Refused(format!("malformed: gatherer {:?}: url {:?}: {e}", entry.name, entry.url)))?;
+            .map_err(|e| Refused(R::new(RefusalReason::Malformed, format!("gatherer {:?}: url {:?}: {e}", entry.name, entry.url))))?;
         self.downloads += 1;
         let shown = redact::url(&url);
         let resp = self
@@ -578,17 +592,14 @@ impl IndexSource {
         }
         let cap = entry.size.min(self.settings.max_module_bytes);
         let bytes = read_capped(resp, cap).await.map_err(|e| match e {
-            None => Refused(format!("too-large: {}: the download exceeds {cap} bytes", entry.name)),
+            None => Refused(R::new(RefusalReason::TooLarge, format!("{}: the download exceeds {cap} bytes", entry.name))),
             Some(e) => Failed(format!("downloading {}: {e}", entry.name)),
         })?;
         let got = sha256_hex(&bytes);
         if got != entry.sha256 {
-            return Err(Refused(format!(
-                "sha256-mismatch: {}: expected {}, downloaded {} ({} bytes)",
-                entry.name,
-                entry.sha256,
-                got,
-                bytes.len()
+            return Err(Refused(R::new(
+                RefusalReason::Sha256Mismatch,
+                format!("{}: expected {}, downloaded {} ({} bytes)", entry.name, entry.sha256, got, bytes.len()),
             )));
         }
         Ok(bytes)
@@ -596,21 +607,8 @@ impl IndexSource {
 }
 
 enum Verdict {
-    Refused(String),
+    Refused(Refused),
     Failed(String),
-}
-
-/// Exponential backoff with jitter, never longer than `cap`.
-pub fn backoff(failures: u32, cap: Duration) -> Duration {
-    let base = Duration::from_millis(500).saturating_mul(1u32 << failures.min(16));
-    base.min(cap).mul_f64(0.5 + random_unit() / 2.0)
-}
-
-/// A uniform random number in [0, 1).
-pub fn random_unit() -> f64 {
-    let mut b = [0u8; 8];
-    getrandom::fill(&mut b).expect("the OS random source works");
-    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Polls the index until `shutdown`, staging every accepted index.
@@ -631,7 +629,7 @@ pub async fn poll_loop(
             PollOutcome::NotModified => ("304", None),
             PollOutcome::Unchanged => ("200", None),
             PollOutcome::Accepted(_) => ("200", None),
-            PollOutcome::Refused(r) => ("200", Some(r.clone())),
+            PollOutcome::Refused(r) => ("200", Some(r.to_string())),
             PollOutcome::Failed(e) => ("error", Some(e.clone())),
         };
         if let Some(m) = &metrics {
@@ -648,24 +646,22 @@ pub async fn poll_loop(
             }
             PollOutcome::Refused(reason) => {
                 failures = 0;
-                if let Some(m) = &metrics {
-                    m.refusal(reason.split(':').next().unwrap_or("other"));
-                }
+                // The staging area logs it and counts it under its class.
                 staging.refuse(source.url(), &reason);
             }
             PollOutcome::Failed(e) => {
                 failures += 1;
                 tracing::warn!(url = source.url(), "poll failed: {e}");
                 status.update(|s| {
-                    s.last_error = Some(crate::status::Refusal { at: now(), source: source.url().to_owned(), reason: e.clone() })
+                    s.last_error = Some(crate::status::Refusal { at: now(), source: source.url().to_owned(), reason: e.clone(), class: None })
                 });
             }
             PollOutcome::NotModified | PollOutcome::Unchanged => failures = 0,
         }
         let wait = if failures > 0 {
-            backoff(failures - 1, poll_interval)
+            crate::util::backoff(failures - 1, Duration::from_millis(500), poll_interval)
         } else {
-            poll_interval.mul_f64(1.0 + jitter * (random_unit() * 2.0 - 1.0))
+            poll_interval.mul_f64(1.0 + jitter * (crate::util::random_unit() * 2.0 - 1.0))
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -695,7 +691,7 @@ impl DirSource {
                 .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
                 .collect(),
             Err(e) => {
-                staging.refuse(&self.dir.display().to_string(), &format!("unreadable: {e}"));
+                staging.refuse(&self.dir.display().to_string(), &Refused::new(RefusalReason::Unreadable, e.to_string()));
                 Vec::new()
             }
         };
@@ -705,16 +701,18 @@ impl DirSource {
             let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
             let source = format!("dir {}", path.display());
             let loaded = std::fs::read(&path)
-                .map_err(|e| format!("unreadable: {e}"))
-                .and_then(|bytes| ctx.spec(&bytes, None).map(|spec| (sha256_hex(&bytes), spec)));
+                .map_err(|e| Refused::new(RefusalReason::Unreadable, e.to_string()))
+                .and_then(|bytes| ctx.spec(&bytes, None, &source).map(|spec| (sha256_hex(&bytes), spec)));
             match loaded {
-                Ok((sha, spec)) => {
+                Ok((sha, Some(spec))) => {
                     next.insert(file, (sha, ActiveModule { spec, source }));
                 }
+                // Disabled by the operator: not run, and no previous version is kept either.
+                Ok((_, None)) => {}
                 Err(e) => {
                     let kept = self.last_good.get(&file).cloned();
                     let note = if kept.is_some() { "; keeping its previous version" } else { "" };
-                    staging.refuse(&source, &format!("{e}{note}"));
+                    staging.refuse(&source, &e.map_detail(|d| format!("{d}{note}")));
                     if let Some(k) = kept {
                         next.insert(file, k);
                     }
@@ -727,7 +725,10 @@ impl DirSource {
         for (file, (_, m)) in &self.last_good {
             let name = &m.spec.module.manifest.name;
             if modules.iter().any(|x| &x.spec.module.manifest.name == name) {
-                staging.refuse(&format!("dir {}", self.dir.join(file).display()), &format!("duplicate: gatherer {name:?} is already provided by another file"));
+                staging.refuse(
+                    &format!("dir {}", self.dir.join(file).display()),
+                    &Refused::new(RefusalReason::Duplicate, format!("gatherer {name:?} is already provided by another file")),
+                );
                 continue;
             }
             modules.push(m.clone());
@@ -778,5 +779,32 @@ pub async fn watch_loop(
         if changed {
             staging.set_part(SourceKind::Dir, part);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The metric label, status.json and the archive warning all carry the class, whatever
+    /// the detail starts with (it used to be cut at the first `:`, so a refusal about gatherer
+    /// `nodes` was counted as `reason="nodes"`).
+    #[test]
+    fn a_refusal_is_counted_under_its_class_everywhere() {
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let status = StatusBoard::new(None);
+        let staging = Staging::new(status.clone()).with_metrics(metrics.clone());
+        staging.refuse("index", &Refused::new(RefusalReason::ManifestMismatch, "nodes: the index's permissions differ").about("nodes"));
+        staging.refuse("index", &Refused::new(RefusalReason::Policy, "declares secrets").about("nodes"));
+        staging.refuse("index", &Refused::new(RefusalReason::Policy, "declares secrets").about("pods"));
+        let text = metrics.encode();
+        assert!(text.contains(r#"gather_agent_update_refusals_total{reason="manifest-mismatch"} 1"#), "{text}");
+        assert!(text.contains(r#"gather_agent_update_refusals_total{reason="policy"} 2"#), "{text}");
+        assert!(!text.contains(r#"reason="nodes""#), "{text}");
+        let classes: Vec<_> = status.get().refused.iter().map(|r| r.class.clone().unwrap()).collect();
+        assert_eq!(classes, ["manifest-mismatch", "policy", "policy"]);
+        assert!(status.get().refused[0].reason.starts_with("manifest-mismatch: nodes: "));
+        let warnings = staging.take_warnings();
+        assert!(warnings[1].contains("policy: nodes: declares secrets"), "{warnings:?}");
     }
 }

@@ -106,7 +106,7 @@ pub async fn upload(client: &reqwest::Client, cfg: &UploadConfig, archive: &Path
         };
         tracing::warn!(archive = %archive.display(), attempt, "upload failed: {last}");
         if attempt < cfg.attempts {
-            let backoff = cfg.backoff.saturating_mul(1 << (attempt - 1)).mul_f64(0.5 + crate::update::random_unit());
+            let backoff = crate::util::backoff(attempt - 1, cfg.backoff, Duration::from_secs(300));
             tokio::time::sleep(retry_after.unwrap_or(backoff).min(Duration::from_secs(300))).await;
         }
     }

@@ -17,7 +17,7 @@ use hostapi::abi::level;
 use wasmi::{Caller, Extern, Linker, ValType};
 
 use crate::pdk::HostState;
-use crate::sandbox::Stopped;
+use crate::errors::{ErrorKind, Stopped};
 
 /// The import module name of WASI preview 1.
 pub const MODULE: &str = "wasi_snapshot_preview1";
@@ -233,14 +233,14 @@ fn poll_oneoff(
         let wake = clocks.iter().map(|c| c.1).min().expect("at least one subscription");
         loop {
             if cancelled.load(Ordering::Relaxed) {
-                return Err(wasmi::Error::host(Stopped("cancelled")));
+                return Err(wasmi::Error::host(Stopped(ErrorKind::Cancelled)));
             }
             let now = Instant::now();
             if now >= wake {
                 break;
             }
             if now >= deadline {
-                return Err(wasmi::Error::host(Stopped("deadline")));
+                return Err(wasmi::Error::host(Stopped(ErrorKind::Deadline)));
             }
             std::thread::sleep((wake.min(deadline) - now).min(SLEEP_SLICE));
         }

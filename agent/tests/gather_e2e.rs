@@ -115,7 +115,7 @@ async fn default_gatherers_reproduce_the_sample_archive() {
         assert!(r["requests"].as_u64().unwrap() >= 1);
         let name = r["name"].as_str().unwrap();
         let (_, bytes) = modules.iter().find(|(f, _)| f.trim_end_matches(".wasm") == name).unwrap();
-        assert_eq!(r["sha256"], agent::sandbox::sha256_hex(bytes));
+        assert_eq!(r["sha256"], agent::util::sha256_hex(bytes));
     }
     let records_total: u64 = reports.iter().map(|r| r["records_count"].as_u64().unwrap()).sum();
     assert_eq!(records_total as usize, records.len() - 1);

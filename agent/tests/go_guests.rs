@@ -15,7 +15,8 @@ use agent::archive::{ArchiveWriter, StatusReport};
 use agent::config::AgentConfig;
 use agent::pdk::HostState;
 use agent::policy::ModulePolicy;
-use agent::sandbox::{Limits, LoadError, Sandbox};
+use agent::limits::Limits;
+use agent::sandbox::{LoadError, Sandbox};
 use serde_json::Value;
 
 /// An API the guest never reaches: the sleeping guest makes no request.
@@ -219,5 +220,5 @@ fn a_sleeping_go_guest_is_cancelled_at_shutdown() {
     std::thread::sleep(Duration::from_millis(500));
     sandbox.cancel_runs();
     let outcome = runner.join().unwrap();
-    assert_eq!(outcome.result.unwrap_err().kind, "cancelled");
+    assert_eq!(outcome.result.unwrap_err().kind, agent::errors::ErrorKind::Cancelled);
 }

@@ -14,7 +14,7 @@ use agent::archive::ArchiveWriter;
 use agent::config::AgentConfig;
 use agent::pdk::{Api, HostState};
 use agent::policy::{BridgeError, ModulePolicy};
-use agent::sandbox::Limits;
+use agent::limits::Limits;
 use hostapi::abi::list::{ALL_ITEMS, STRIP_MANAGED_FIELDS};
 use hostapi::abi::status;
 use hostapi::{Manifest, Request, Response};

@@ -234,7 +234,7 @@ fn hello() -> Vec<u8> {
 
 /// A valid index for `module`, as (index bytes, module sha256).
 fn index_for(module: &[u8], serial: u64) -> (Vec<u8>, String) {
-    let sha = agent::sandbox::sha256_hex(module);
+    let sha = agent::util::sha256_hex(module);
     let index = serde_json::json!({
         "apiVersion": "gather-agent.io/v1", "serial": serial, "published": "2026-01-01T00:00:00Z",
         "gatherers": [{"name": "hello", "version": "1.0.0", "sha256": sha, "size": module.len(),
@@ -271,7 +271,7 @@ impl Poller {
 
 fn refused(o: PollOutcome) -> String {
     match o {
-        PollOutcome::Refused(r) => r,
+        PollOutcome::Refused(r) => r.to_string(),
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
@@ -345,7 +345,7 @@ async fn hostile_servers_are_refused_without_staging_anything() {
     // Nothing of the above reached the cache, except verified bytes.
     for e in std::fs::read_dir(p.ctx.state.root().join("modules")).unwrap() {
         let bytes = std::fs::read(e.unwrap().path()).unwrap();
-        assert_eq!(agent::sandbox::sha256_hex(&bytes), sha, "only verified modules are cached");
+        assert_eq!(agent::util::sha256_hex(&bytes), sha, "only verified modules are cached");
     }
 }
 
@@ -367,7 +367,7 @@ async fn signatures_rollback_replay_and_freeze_are_refused() {
         let sig = agent::index::sign(&key, &bytes).into_bytes();
         (bytes, sig)
     };
-    let sha = agent::sandbox::sha256_hex(&module);
+    let sha = agent::util::sha256_hex(&module);
     let routes: Routes = Arc::new(std::sync::Mutex::new(Vec::new()));
     let set = |index: Vec<u8>, sig: Option<Vec<u8>>| {
         let mut r = vec![("/index.json".to_owned(), Behavior::Bytes(index)), (format!("/{sha}.wasm"), Behavior::Bytes(module.clone()))];

@@ -18,7 +18,8 @@ use agent::archive::{ArchiveWriter, GathersMetadata, StatusReport, GATHERS_JSON}
 use agent::gather::{ModuleSpec, PeriodOptions, PeriodResult};
 use agent::pdk::{Api, HostState};
 use agent::policy::{BridgeError, ModulePolicy};
-use agent::sandbox::{Limits, Sandbox};
+use agent::limits::Limits;
+use agent::sandbox::Sandbox;
 use hostapi::abi::limits::{self, QUOTE_BYTES, REPORT_BYTES, REPORT_ENTRIES, REPORT_ENTRY_BYTES};
 use hostapi::abi::status;
 use hostapi::{Manifest, Request, Response};

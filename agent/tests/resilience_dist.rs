@@ -168,7 +168,7 @@ impl Poller {
 
 fn refused(o: PollOutcome) -> String {
     match o {
-        PollOutcome::Refused(r) => r,
+        PollOutcome::Refused(r) => r.to_string(),
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
@@ -178,7 +178,7 @@ fn index(serial: u64, modules: &[(&str, &[u8], String)], limits: Option<serde_js
     let gatherers: Vec<serde_json::Value> = modules
         .iter()
         .map(|(name, bytes, url)| {
-            let mut g = serde_json::json!({"name": name, "version": "1.0.0", "sha256": agent::sandbox::sha256_hex(bytes),
+            let mut g = serde_json::json!({"name": name, "version": "1.0.0", "sha256": agent::util::sha256_hex(bytes),
                           "size": bytes.len(), "url": url, "permissions": []});
             if let Some(l) = &limits {
                 g["limits"] = l.clone();
@@ -203,14 +203,14 @@ fn keypair(dir: &Path) -> (ed25519_dalek::SigningKey, String) {
 /// Routes serving a signed index at `/index.json` and each module under its sha256.
 fn signed_routes(key: &ed25519_dalek::SigningKey, serial: u64, modules: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
     let entries: Vec<(&str, &[u8], String)> =
-        modules.iter().map(|(n, b)| (*n, *b, format!("{}.wasm", agent::sandbox::sha256_hex(b)))).collect();
+        modules.iter().map(|(n, b)| (*n, *b, format!("{}.wasm", agent::util::sha256_hex(b)))).collect();
     let bytes = index(serial, &entries, None);
     let mut r = vec![
         ("/index.json.sig".to_owned(), agent::index::sign(key, &bytes).into_bytes()),
         ("/index.json".to_owned(), bytes),
     ];
     for (_, b) in modules {
-        r.push((format!("/{}.wasm", agent::sandbox::sha256_hex(b)), b.to_vec()));
+        r.push((format!("/{}.wasm", agent::util::sha256_hex(b)), b.to_vec()));
     }
     r
 }
@@ -252,7 +252,7 @@ async fn absurd_limits_in_a_signed_index_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (key, public) = keypair(dir.path());
     let module = common::hello("hello", "1.0.0", "hi");
-    let sha = agent::sandbox::sha256_hex(&module);
+    let sha = agent::util::sha256_hex(&module);
     let routes: Routes = Arc::new(Mutex::new(Vec::new()));
     let url = format!("{}/index.json", mutable_server(routes.clone()).await);
     let p = Poller::new();
@@ -287,7 +287,7 @@ async fn absurd_limits_in_a_signed_index_are_refused() {
     let sandbox = Arc::new(Sandbox::new());
     let spec = agent::gather::ModuleSpec {
         module: sandbox.load(&module).unwrap(),
-        limits: agent::sandbox::Limits { deadline_seconds: u64::MAX, request_timeout_seconds: u64::MAX, ..Default::default() },
+        limits: agent::limits::Limits { deadline_seconds: u64::MAX, request_timeout_seconds: u64::MAX, ..Default::default() },
         policy: Default::default(),
         config: Vec::new(),
     };
@@ -350,7 +350,7 @@ async fn a_damaged_cache_does_not_forget_the_serial() {
 
     // The cached module of serial 2 is damaged; the agent restarts while the server replays
     // serial 1 (its old, correctly signed bytes).
-    let cached = p.state().join("modules").join(format!("{}.wasm", agent::sandbox::sha256_hex(&v2)));
+    let cached = p.state().join("modules").join(format!("{}.wasm", agent::util::sha256_hex(&v2)));
     std::fs::write(&cached, b"damaged on disk").unwrap();
     let v2_routes = std::mem::replace(&mut *routes.lock().unwrap(), v1_routes);
     let mut restarted = p.source(&url, Some(&public));
@@ -426,7 +426,7 @@ async fn the_serial_survives_loss_of_accepted_json_and_the_cache() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn module_urls_outside_the_index_directory_are_refused() {
     let module = common::hello("hello", "1.0.0", "hi");
-    let sha = agent::sandbox::sha256_hex(&module);
+    let sha = agent::util::sha256_hex(&module);
     let routes: Routes = Arc::new(Mutex::new(Vec::new()));
     let base = mutable_server(routes.clone()).await;
     let port = base.rsplit(':').next().unwrap().to_owned();

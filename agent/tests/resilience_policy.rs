@@ -215,7 +215,7 @@ async fn site(index: Vec<u8>, sha: String, module: Vec<u8>) -> String {
 async fn activation_refuses_declarations_that_could_reach_secrets_on_the_update_path() {
     for perm in REFUSED_DECLARATIONS {
         let (_, module) = guest("hello", &[perm], &[], false);
-        let sha = agent::sandbox::sha256_hex(&module);
+        let sha = agent::util::sha256_hex(&module);
         let index = serde_json::json!({
             "apiVersion": "gather-agent.io/v1", "serial": 1, "published": "2026-01-01T00:00:00Z",
             "gatherers": [{"name": "hello", "version": "1.0.0", "sha256": sha, "size": module.len(),
@@ -235,7 +235,7 @@ async fn activation_refuses_declarations_that_could_reach_secrets_on_the_update_
             timeout: Duration::from_secs(5),
         });
         match source.poll(&ctx).await {
-            PollOutcome::Refused(r) => assert!(r.contains("policy:") && r.contains(perm), "{perm}: {r}"),
+            PollOutcome::Refused(r) => assert!(r.reason == agent::errors::RefusalReason::Policy && r.detail.contains(perm), "{perm}: {r}"),
             other => panic!("{perm}: expected a refusal, got {other:?}"),
         }
     }

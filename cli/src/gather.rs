@@ -1,4 +1,5 @@
-//! `gather-agent gather`: run every gatherer in a directory once and write one archive.
+//! `gather-agent gather`: run every gatherer (of a directory, one file, or the embedded
+//! defaults) once and write one archive.
 
 use std::path::PathBuf;
 
@@ -10,9 +11,10 @@ pub struct GatherArgs {
     /// kubeconfig to use (else $KUBECONFIG, else in-cluster).
     #[arg(long, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
-    /// Directory of gatherer modules (*.wasm).
-    #[arg(long, value_name = "DIR")]
-    pub modules: PathBuf,
+    /// Gatherer modules: a directory of *.wasm, or one .wasm file [default: the embedded
+    /// default gatherers].
+    #[arg(long, value_name = "DIR|FILE")]
+    pub modules: Option<PathBuf>,
     /// Directory to write the archive into (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -30,12 +32,17 @@ pub async fn run(args: GatherArgs) -> anyhow::Result<()> {
     };
     let (client, source) = agent::kubeclient::connect(args.kubeconfig.as_deref()).await?;
     tracing::info!("Kubernetes client from {source}");
+    let sources = match &args.modules {
+        Some(path) => agent::loader::read_path(path)?,
+        None => crate::embedded_modules(),
+    };
     let sandbox = Arc::new(agent::sandbox::Sandbox::new());
-    let (specs, failures) = agent::gather::load_modules_dir(&sandbox, &args.modules, &config)
-        .with_context(|| format!("reading modules from {}", args.modules.display()))?;
-    if specs.is_empty() && failures.is_empty() {
-        anyhow::bail!("no *.wasm gatherer modules in {}", args.modules.display());
+    let loaded = agent::loader::Loader::new(&sandbox, &config).load_set(&sources);
+    for name in &loaded.disabled {
+        eprintln!("  {name:<20} disabled by the configuration");
     }
+    let (specs, failures) = loaded.into_period();
+    anyhow::ensure!(!specs.is_empty() || !failures.is_empty(), "every gatherer is disabled by the configuration; nothing to run");
     let api = Arc::new(agent::policy::Bridge::new(client, tokio::runtime::Handle::current()));
     let mut opts = agent::gather::PeriodOptions::new(&args.out);
     opts.concurrency = config.concurrency;

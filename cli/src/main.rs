@@ -172,3 +172,11 @@ async fn main() -> std::process::ExitCode {
         }
     }
 }
+
+/// The binary's embedded default gatherers, as module sources for the runtime's loader.
+pub(crate) fn embedded_modules() -> Vec<agent::loader::ModuleSource> {
+    gather_defaults::modules()
+        .iter()
+        .map(|f| agent::loader::ModuleSource::new(format!("embedded {}", f.name), f.bytes))
+        .collect()
+}

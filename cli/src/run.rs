@@ -121,6 +121,9 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<(agent::run::RunConfig, Option<P
         cfg.shutdown_grace = humantime::parse_duration(&g).with_context(|| format!("shutdown grace {g:?} is not a duration (examples: 20s, 0s)"))?;
     }
     let kubeconfig = args.kubeconfig.or(f.kubeconfig);
+    // The fallback set, replaced as a whole by the first verified set an index or the
+    // modules dir provides (docs/CONFIG.md).
+    cfg.default_modules = crate::embedded_modules();
     cfg.agent = file;
     Ok((cfg, kubeconfig))
 }

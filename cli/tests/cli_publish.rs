@@ -48,7 +48,7 @@ fn keygen_publish_twice_is_content_addressed_and_signed() {
     agent::index::verify(&pk, &index_bytes, &std::fs::read(site.join("index.json.sig")).unwrap()).unwrap();
     for g in &index.gatherers {
         let bytes = std::fs::read(site.join(&g.url)).unwrap();
-        assert_eq!(agent::sandbox::sha256_hex(&bytes), g.sha256);
+        assert_eq!(agent::util::sha256_hex(&bytes), g.sha256);
         assert_eq!(g.url, format!("{}.wasm", g.sha256));
         assert!(!g.permissions.is_empty(), "permissions are read from the module");
     }
@@ -83,7 +83,7 @@ async fn serve_sends_strong_etags_and_304s_and_nothing_outside_the_site() {
     let r = client.get(format!("{base}/index.json")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let etag = r.headers()["etag"].to_str().unwrap().to_owned();
-    assert_eq!(etag, format!("\"{}\"", agent::sandbox::sha256_hex(b"{}")), "a strong ETag: the content hash");
+    assert_eq!(etag, format!("\"{}\"", agent::util::sha256_hex(b"{}")), "a strong ETag: the content hash");
     let r = client.get(format!("{base}/index.json")).header("If-None-Match", &etag).send().await.unwrap();
     assert_eq!(r.status(), 304);
     assert!(r.bytes().await.unwrap().is_empty());

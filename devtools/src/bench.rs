@@ -20,7 +20,8 @@ use agent::gather::{self, PeriodOptions, PeriodResult};
 use crate::native::{self, NativeGatherer, NativeSpec};
 use agent::pdk::{Api, HostState};
 use agent::policy::{BridgeError, ModulePolicy};
-use agent::sandbox::{Limits, Sandbox};
+use agent::limits::Limits;
+use agent::sandbox::Sandbox;
 
 /// Why a measurement could not be made.
 #[derive(Debug, thiserror::Error)]

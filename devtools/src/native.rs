@@ -21,7 +21,8 @@ use agent::archive::ArchiveError;
 use agent::gather::{self, Job, PeriodOptions, PeriodResult};
 use agent::pdk::{Api, HostState};
 use agent::policy::ModulePolicy;
-use agent::sandbox::{Failure, Limits, RunOutcome};
+use agent::limits::Limits;
+use agent::sandbox::{Failure, RunOutcome};
 
 /// A gatherer linked into this binary.
 #[derive(Clone)]
@@ -124,7 +125,7 @@ pub fn run(gatherer: &NativeGatherer, state: HostState) -> RunOutcome {
             .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        Failure { kind: "panic", message: format!("gatherer panicked: {message}") }
+        Failure { kind: agent::errors::ErrorKind::Panic, message: format!("gatherer panicked: {message}") }
     });
     RunOutcome { result, fuel_used: 0, duration: started.elapsed(), report: state.report }
 }
