@@ -103,7 +103,9 @@ enum Command {
     /// of the default gatherers wasm vs native (wall, CPU, peak RSS), a kubectl script peer,
     /// the unchanged-index poll, archive throughput and host-call overhead, on the simulator
     /// at the sample size, --scale 1000 and --scale 5000 (about 2 minutes; most of it is
-    /// kubectl at 5000). Needs `cargo xtask gatherers` first.
+    /// kubectl at 5000). The gatherers and the sample cluster are the embedded ones unless
+    /// --modules/--fixtures say otherwise; the host-call probes are read from --probe and
+    /// --go-probe (default: target/bench/ in the working directory, from `cargo xtask gatherers`).
     #[cfg(feature = "devtools")]
     Bench(bench::BenchArgs),
     /// A subcommand this build leaves out (hidden): say so instead of "unrecognized".
