@@ -252,3 +252,62 @@ fn append_custom_section(wasm: &mut Vec<u8>, name: &str, payload: &[u8]) {
     leb128(body.len(), wasm);
     wasm.extend_from_slice(&body);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> tempfile_free::Dir {
+        let dir = tempfile_free::Dir::new();
+        for (rel, text) in [("gatherers/a/src/lib.rs", "fn a() {}"), ("hostapi/src/lib.rs", "pub fn h() {}")] {
+            let path = dir.0.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        dir
+    }
+
+    /// A stamp is only as good as the hash: it must follow source content (not mtimes) and
+    /// ignore build output, or the build script would rebuild for nothing or embed stale modules.
+    #[test]
+    fn the_inputs_hash_follows_sources_and_ignores_build_output() {
+        let dir = tree();
+        let root = &dir.0;
+        let before = inputs_hash(root);
+        assert_eq!(inputs_hash(root), before, "deterministic");
+        std::fs::create_dir_all(root.join("gatherers/target")).unwrap();
+        std::fs::write(root.join("gatherers/target/x.wasm"), "built").unwrap();
+        std::fs::write(root.join("unrelated.txt"), "x").unwrap();
+        assert_eq!(inputs_hash(root), before, "build output and other dirs do not count");
+        std::fs::write(root.join("hostapi/src/lib.rs"), "pub fn h() { }").unwrap();
+        let after = inputs_hash(root);
+        assert_ne!(after, before, "a guest SDK edit makes the modules stale");
+
+        let out = root.join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        assert!(!is_current(&out, &after));
+        stamp(&out, &after).unwrap();
+        assert!(is_current(&out, &after));
+        assert!(!is_current(&out, &before));
+    }
+
+    /// xtask is std-only: a minimal self-deleting temp dir.
+    mod tempfile_free {
+        pub struct Dir(pub std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Self {
+                static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let dir = std::env::temp_dir().join(format!("xtask-test-{}-{n}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir).unwrap();
+                Dir(dir)
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+}
