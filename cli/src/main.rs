@@ -44,7 +44,7 @@ enum Command {
     /// selectors, limit/continue paging and Status errors are all real. Example:
     ///
     ///
-    ///   gather-agent sim --fixtures testdata/cluster/sample --write-kubeconfig k.yaml
+    ///   gather-agent sim --write-kubeconfig k.yaml      # the embedded sample; or --fixtures DIR
     ///   kubectl --kubeconfig k.yaml get co
     ///
     /// Fault injection for tests: --forbid secrets, --fail /api/v1/nodes=500,
