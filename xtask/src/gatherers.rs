@@ -117,7 +117,9 @@ impl Build {
             mkdir(&built_dir)?;
             let built = built_dir.join(format!("{kind}-{name}.wasm"));
             let mut cmd = go_command(&go, dir, &self.go_home);
-            cmd.args(["build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w", "-o"])
+            // An empty build ID: otherwise Go stamps one that differs from build to build, and the
+            // modules xtask and the build script make would not be byte-for-byte the same.
+            cmd.args(["build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w -buildid=", "-o"])
                 .arg(&built)
                 .arg(".")
                 .env("GOOS", "wasip1")
@@ -160,6 +162,9 @@ pub fn go_command(go: &Path, dir: &Path, go_home: &Path) -> Command {
 /// The directories the gatherer modules are built from, relative to the workspace root.
 pub const INPUT_DIRS: [&str; 2] = ["gatherers", "hostapi"];
 
+/// The files the build recipe is in: changing how modules are built makes them stale too.
+pub const INPUT_FILES: [&str; 1] = ["xtask/src/gatherers.rs"];
+
 /// FNV-1a over every input file's relative path and bytes, in sorted order: equal hashes
 /// mean the modules built from them are current.
 pub fn inputs_hash(root: &Path) -> String {
@@ -167,6 +172,7 @@ pub fn inputs_hash(root: &Path) -> String {
     for dir in INPUT_DIRS {
         walk(&root.join(dir), &mut files);
     }
+    files.extend(INPUT_FILES.iter().map(|f| root.join(f)).filter(|p| p.is_file()));
     files.sort();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {
