@@ -1,8 +1,17 @@
 //! Embeds the default gatherer modules and the sample fixture cluster as `include_bytes!`
-//! tables, so the binary needs no source tree at run time.
+//! tables, so the binary needs no source tree at run time (only bytes are embedded, never
+//! a build-machine path).
 //!
-//! The modules come from `GATHER_AGENT_GATHERERS_DIR`, else `<workspace>/target/gatherers`
-//! (what `cargo xtask gatherers` builds).
+//! Where the modules come from, first match wins:
+//! 1. `GATHER_AGENT_GATHERERS_DIR`, as it is (set by `cargo xtask test|demo`);
+//! 2. `<workspace>/target/gatherers`, when its `.inputs` stamp matches the current sources
+//!    (what `cargo xtask gatherers` built);
+//! 3. otherwise this script builds them itself into `$OUT_DIR`, with the same code as xtask
+//!    (`xtask/src/gatherers.rs`), so `cargo install --path cli` needs no prior xtask run.
+//!    The nested cargo uses its own target dir: the outer cargo holds the lock on ours.
+
+#[path = "../xtask/src/gatherers.rs"]
+mod gatherers;
 
 use std::path::{Path, PathBuf};
 
@@ -29,10 +38,59 @@ fn table(name: &str, entries: &[(String, PathBuf)]) -> String {
     s
 }
 
+/// Builds the gatherers into `$OUT_DIR/gatherers` unless already built from `hash`.
+fn build_into_out_dir(root: &Path, out_dir: &Path, hash: &str) -> PathBuf {
+    let out = out_dir.join("gatherers");
+    if gatherers::is_current(&out, hash) {
+        return out;
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    let b = gatherers::Build {
+        root: root.to_owned(),
+        cargo: std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from),
+        out: out.clone(),
+        bench: None,
+        wasm_target_dir: out_dir.join("wasm"),
+        go_home: out_dir.join("go"),
+    };
+    let mut complete = true;
+    if let Err(e) = b.rust() {
+        complete = false;
+        for line in e.lines() {
+            println!("cargo:warning=building the Rust gatherers failed; the binary will carry none of them: {line}");
+        }
+    }
+    match b.go(&root.join("gatherers/go"), &out) {
+        Ok(_) => {}
+        Err(e) => {
+            complete = false;
+            println!("cargo:warning=the Go default gatherers (gatherers/go) are not embedded: {e}");
+            println!("cargo:warning=or build the whole set with `cargo xtask gatherers`, which installs Go into .venv/ itself");
+        }
+    }
+    // An incomplete set is not stamped, so the next build tries again.
+    if complete {
+        let _ = gatherers::stamp(&out, hash);
+    }
+    out
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("in the workspace").to_owned();
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     println!("cargo:rerun-if-env-changed=GATHER_AGENT_GATHERERS_DIR");
-    let gatherers = std::env::var_os("GATHER_AGENT_GATHERERS_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target/gatherers"));
+    let gatherers = match std::env::var_os("GATHER_AGENT_GATHERERS_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            for dir in gatherers::INPUT_DIRS {
+                println!("cargo:rerun-if-changed={}", root.join(dir).display());
+            }
+            let built = root.join("target/gatherers");
+            println!("cargo:rerun-if-changed={}", built.display());
+            let hash = gatherers::inputs_hash(&root);
+            if gatherers::is_current(&built, &hash) { built } else { build_into_out_dir(&root, &out_dir, &hash) }
+        }
+    };
     println!("cargo:rerun-if-changed={}", gatherers.display());
     let mut modules = Vec::new();
     files(&gatherers, &gatherers, &mut modules);
@@ -41,7 +99,7 @@ fn main() {
         println!("cargo:rerun-if-changed={}", p.display());
     }
     if modules.is_empty() {
-        println!("cargo:warning=no default gatherer modules in {}: run `cargo xtask gatherers` first; the binary will carry none", gatherers.display());
+        println!("cargo:warning=no default gatherer modules in {}: the binary will carry none", gatherers.display());
     }
     let sample = root.join("testdata/cluster/sample");
     println!("cargo:rerun-if-changed={}", sample.display());
@@ -50,6 +108,5 @@ fn main() {
     for (_, p) in &cluster {
         println!("cargo:rerun-if-changed={}", p.display());
     }
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded.rs");
-    std::fs::write(out, table("MODULES", &modules) + &table("SAMPLE_CLUSTER", &cluster)).expect("writing embedded.rs");
+    std::fs::write(out_dir.join("embedded.rs"), table("MODULES", &modules) + &table("SAMPLE_CLUSTER", &cluster)).expect("writing embedded.rs");
 }

@@ -44,7 +44,7 @@ enum Command {
     /// selectors, limit/continue paging and Status errors are all real. Example:
     ///
     ///
-    ///   gather-agent sim --fixtures testdata/cluster/sample --write-kubeconfig k.yaml
+    ///   gather-agent sim --write-kubeconfig k.yaml      # the embedded sample; or --fixtures DIR
     ///   kubectl --kubeconfig k.yaml get co
     ///
     /// Fault injection for tests: --forbid secrets, --fail /api/v1/nodes=500,
@@ -103,9 +103,25 @@ enum Command {
     /// of the default gatherers wasm vs native (wall, CPU, peak RSS), a kubectl script peer,
     /// the unchanged-index poll, archive throughput and host-call overhead, on the simulator
     /// at the sample size, --scale 1000 and --scale 5000 (about 2 minutes; most of it is
-    /// kubectl at 5000). Needs `cargo xtask gatherers` first.
+    /// kubectl at 5000). The gatherers and the sample cluster are the embedded ones unless
+    /// --modules/--fixtures say otherwise; the host-call probes are read from --probe and
+    /// --go-probe (default: target/bench/ in the working directory, from `cargo xtask gatherers`).
     #[cfg(feature = "devtools")]
     Bench(bench::BenchArgs),
+    /// A subcommand this build leaves out (hidden): say so instead of "unrecognized".
+    #[cfg(not(all(feature = "sim", feature = "devtools")))]
+    #[command(external_subcommand)]
+    Absent(Vec<String>),
+}
+
+/// Why a known subcommand is absent from this build, if it is one.
+#[cfg_attr(all(feature = "sim", feature = "devtools"), allow(dead_code))]
+fn absent_reason(name: &str) -> Option<&'static str> {
+    match name {
+        "sim" if !cfg!(feature = "sim") => Some("feature `sim`"),
+        "demo" | "bench" if !cfg!(feature = "devtools") => Some("feature `devtools`"),
+        _ => None,
+    }
 }
 
 fn init_logging(filter: &str, format: &str) {
@@ -163,6 +179,16 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args).await,
         #[cfg(feature = "devtools")]
         Command::Bench(args) => bench::run(args).await,
+        #[cfg(not(all(feature = "sim", feature = "devtools")))]
+        Command::Absent(args) => {
+            let name = args.first().map_or("", String::as_str);
+            match absent_reason(name) {
+                Some(feature) => Err(anyhow::anyhow!(
+                    "`{name}` is not built into this binary (built without the {feature}: the operator image ships the runtime and `inspect` only); use a build with default features, e.g. `cargo install --path cli`"
+                )),
+                None => Err(anyhow::anyhow!("unrecognized subcommand `{name}`; see `gather-agent --help`")),
+            }
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -179,4 +205,23 @@ pub(crate) fn embedded_modules() -> Vec<agent::loader::ModuleSource> {
         .iter()
         .map(|f| agent::loader::ModuleSource::new(format!("embedded {}", f.name), f.bytes))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The operator image's build (`--no-default-features`) names what is left out and why.
+    #[test]
+    fn left_out_subcommands_are_named_with_their_feature() {
+        assert_eq!(absent_reason("demo").is_some(), !cfg!(feature = "devtools"));
+        assert_eq!(absent_reason("bench").is_some(), !cfg!(feature = "devtools"));
+        assert_eq!(absent_reason("sim").is_some(), !cfg!(feature = "sim"));
+        assert_eq!(absent_reason("gather"), None);
+        #[cfg(not(feature = "devtools"))]
+        {
+            let cli = Cli::try_parse_from(["gather-agent", "demo", "--period", "1"]).unwrap();
+            assert!(matches!(cli.command, Command::Absent(ref a) if a[0] == "demo"));
+        }
+    }
 }

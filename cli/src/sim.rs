@@ -6,14 +6,19 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use gather_sim::{self as sim, Fault, SimConfig};
+use gather_sim::{self as sim, Fault, Fixtures, SimConfig};
 
+/// The sample cluster embedded in the binary (crate `gather-defaults`).
+fn embedded_sample() -> Fixtures {
+    Fixtures::Files(gather_defaults::sample_cluster().iter().map(|f| (f.name.to_owned(), f.bytes.into())).collect())
+}
 
 #[derive(clap::Args)]
 pub struct SimArgs {
     /// Directory of fixture objects (`kubectl get -o json` output; see testdata/README.md).
+    /// Defaults to the sample cluster embedded in this binary.
     #[arg(long, value_name = "DIR")]
-    pub fixtures: PathBuf,
+    pub fixtures: Option<PathBuf>,
     /// Address to listen on. Port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
@@ -42,7 +47,10 @@ pub struct SimArgs {
 
 pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     let config = SimConfig {
-        fixtures: Some(args.fixtures.clone()),
+        fixtures: match &args.fixtures {
+            Some(dir) => Fixtures::Dir(dir.clone()),
+            None => embedded_sample(),
+        },
         listen: args.listen,
         token: args.token,
         forbid: args.forbid,
@@ -54,7 +62,10 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     let handle = sim::start(config).await.context("starting the simulator")?;
     let counts = handle.cluster().counts();
     let total: usize = counts.values().sum();
-    println!("serving {total} objects from {}", args.fixtures.display());
+    match &args.fixtures {
+        Some(dir) => println!("serving {total} objects from {}", dir.display()),
+        None => println!("serving {total} objects from the embedded sample cluster"),
+    }
     for (resource, n) in &counts {
         println!("  {n:>6}  {resource}");
     }

@@ -27,3 +27,23 @@ pub fn modules() -> &'static [EmbeddedFile] {
 pub fn sample_cluster() -> &'static [EmbeddedFile] {
     SAMPLE_CLUSTER
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The binary carries every default gatherer (Rust and Go) and the whole sample, by
+    /// relative name only: no build-machine path leaks into what is embedded.
+    #[test]
+    fn the_default_set_and_the_sample_are_embedded_by_relative_name() {
+        let names: Vec<&str> = modules().iter().map(|m| m.name).collect();
+        for g in ["clusterconfig", "clusteroperators", "clusterversion", "machineconfigpools", "nodes", "pods", "pdbs", "webhookconfigurations"] {
+            assert!(names.contains(&format!("{g}.wasm").as_str()), "{g} missing from {names:?}");
+        }
+        assert!(modules().iter().all(|m| m.bytes.starts_with(b"\0asm")), "wasm modules only");
+        assert!(names.iter().all(|n| !n.starts_with("bench")), "benchmark probes are not defaults");
+        let sample = sample_cluster();
+        assert!(sample.iter().filter(|f| f.name.ends_with(".json")).count() >= 10);
+        assert!(sample.iter().chain(modules()).all(|f| !f.name.starts_with('/') && !f.name.contains("..")));
+    }
+}

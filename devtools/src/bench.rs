@@ -6,7 +6,7 @@
 //! CPU time is read from `/proc` (per-thread `schedstat`, nanoseconds), peak RSS is `VmHWM`,
 //! reset before the measured work through `/proc/self/clear_refs`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -577,16 +577,6 @@ pub fn host_call_overhead(probe_wasm: &[u8], requests: u64) -> Result<CallFigure
         Ok(started.elapsed())
     })?;
     Ok(CallFigures { requests, body_bytes: CannedApi::default().body.len(), wasm_us, native_us, host_us })
-}
-
-/// Where the workspace's build outputs are (for the command's defaults).
-pub fn workspace_target() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"))
-}
-
-/// The sample fixture cluster in the source tree.
-pub fn sample_fixtures() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/cluster/sample"))
 }
 
 #[cfg(test)]

@@ -136,6 +136,29 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Loads in-memory fixture files, (path relative to the fixture root, bytes), with the
+    /// rules of [`Cluster::load_dir`]: `*.json` only, path components starting with `.` or
+    /// `_` skipped, files taken in path order.
+    pub fn load_files<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<Self, SimError> {
+        let mut files: Vec<(&str, &[u8])> = files
+            .into_iter()
+            .filter(|(path, _)| path.ends_with(".json") && !path.split('/').any(|c| c.starts_with('.') || c.starts_with('_')))
+            .collect();
+        // Path order, as `load_dir` sorts: resource versions are assigned in this order.
+        files.sort_by(|a, b| Path::new(a.0).cmp(Path::new(b.0)));
+        let mut objects = Vec::new();
+        for (path, bytes) in &files {
+            let value: Value = serde_json::from_slice(bytes)
+                .map_err(|e| SimError::Fixtures(format!("{path}: not valid JSON: {e}")))?;
+            flatten(value, path, &mut objects)?;
+        }
+        let mut cluster = Self::from_objects(objects)?;
+        if files.is_empty() {
+            cluster.warnings.push("no *.json fixtures among the in-memory files".to_owned());
+        }
+        Ok(cluster)
+    }
+
     /// Builds a cluster from objects (each with a source name used in messages).
     pub fn from_objects(objects: Vec<(Value, String)>) -> Result<Self, SimError> {
         let mut c = Cluster::empty();
@@ -380,6 +403,30 @@ fn flatten(value: Value, source: &str, out: &mut Vec<(Value, String)>) -> Result
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// In-memory files load as the same directory does: same objects, same versions, and
+    /// the same skip rules (`_`/`.` names, non-JSON).
+    #[test]
+    fn in_memory_files_load_like_the_directory() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/cluster/sample");
+        let from_dir = Cluster::load_dir(&dir).unwrap();
+        let mut paths = Vec::new();
+        collect_json_files(&dir, &mut paths).unwrap();
+        let mut files: Vec<(String, Vec<u8>)> = paths
+            .iter()
+            .map(|p| (p.strip_prefix(&dir).unwrap().to_string_lossy().into_owned(), std::fs::read(p).unwrap()))
+            .collect();
+        files.reverse();
+        files.push(("_ignored/bad.json".to_owned(), b"not json".to_vec()));
+        files.push(("README.md".to_owned(), b"not json".to_vec()));
+        let from_files = Cluster::load_files(files.iter().map(|(p, b)| (p.as_str(), b.as_slice()))).unwrap();
+        assert!(from_dir.counts().values().sum::<usize>() > 0);
+        assert_eq!(from_files.counts(), from_dir.counts());
+        let ids = |c: &Cluster| -> Vec<Vec<(Option<String>, String, u64)>> {
+            c.objects.iter().map(|objs| objs.iter().map(|o| (o.namespace.clone(), o.name.clone(), o.resource_version)).collect()).collect()
+        };
+        assert_eq!(ids(&from_files), ids(&from_dir));
+    }
 
     #[test]
     fn lists_are_flattened_and_items_inherit_kind() {

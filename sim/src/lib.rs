@@ -25,6 +25,7 @@ pub mod selector;
 mod status;
 mod table;
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -110,8 +111,8 @@ impl FromStr for Fault {
 /// Everything the simulator can be told at start.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
-    /// Directory of fixture objects; `None` serves only built-in types with no objects.
-    pub fixtures: Option<PathBuf>,
+    /// The fixture objects to serve.
+    pub fixtures: Fixtures,
     /// Address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
     /// Bearer token clients must send; `None` generates a random one.
@@ -131,7 +132,7 @@ pub struct SimConfig {
 impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
-            fixtures: None,
+            fixtures: Fixtures::None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: None,
             forbid: Vec::new(),
@@ -146,7 +147,36 @@ impl Default for SimConfig {
 impl SimConfig {
     /// A config serving `dir` on a free loopback port.
     pub fn with_fixtures(dir: impl Into<PathBuf>) -> Self {
-        SimConfig { fixtures: Some(dir.into()), ..Default::default() }
+        SimConfig { fixtures: Fixtures::Dir(dir.into()), ..Default::default() }
+    }
+
+    /// A config serving in-memory fixture files (relative path, bytes), e.g. a set embedded
+    /// in the binary, on a free loopback port.
+    pub fn with_fixture_files(files: Vec<(String, Cow<'static, [u8]>)>) -> Self {
+        SimConfig { fixtures: Fixtures::Files(files), ..Default::default() }
+    }
+}
+
+/// Where the simulator's fixture objects come from.
+#[derive(Debug, Clone, Default)]
+pub enum Fixtures {
+    /// None: only built-in types, with no objects.
+    #[default]
+    None,
+    /// Every `*.json` file under a directory (see `testdata/README.md`).
+    Dir(PathBuf),
+    /// In-memory files, (path relative to the fixture root, bytes), with the same rules as
+    /// a directory: `*.json` only, names starting with `.` or `_` skipped.
+    Files(Vec<(String, Cow<'static, [u8]>)>),
+}
+
+impl std::fmt::Display for Fixtures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fixtures::None => f.write_str("no fixtures"),
+            Fixtures::Dir(dir) => write!(f, "{}", dir.display()),
+            Fixtures::Files(files) => write!(f, "{} in-memory fixture files", files.len()),
+        }
     }
 }
 
@@ -279,8 +309,9 @@ fn random_token() -> String {
 /// Loads the cluster a config describes (fixtures plus synthetic scale).
 pub fn load_cluster(config: &SimConfig) -> Result<Cluster, SimError> {
     let mut cluster = match &config.fixtures {
-        Some(dir) => Cluster::load_dir(dir)?,
-        None => Cluster::empty(),
+        Fixtures::Dir(dir) => Cluster::load_dir(dir)?,
+        Fixtures::Files(files) => Cluster::load_files(files.iter().map(|(p, b)| (p.as_str(), b.as_ref())))?,
+        Fixtures::None => Cluster::empty(),
     };
     scale::add_synthetic(&mut cluster, config.scale);
     for w in &cluster.warnings {

@@ -25,19 +25,20 @@ pub struct BenchArgs {
     /// Periods measured per mode and size (the table shows medians).
     #[arg(long, default_value_t = 3)]
     pub periods: usize,
-    /// The wasm gatherers (`cargo xtask gatherers`).
-    #[arg(long, value_name = "DIR", default_value_os_t = bench::workspace_target().join("gatherers"))]
-    pub modules: PathBuf,
-    /// The host-call probe module (`cargo xtask gatherers` builds it).
-    #[arg(long, value_name = "FILE", default_value_os_t = bench::workspace_target().join("bench/bench_requests.wasm"))]
+    /// The wasm gatherers. Defaults to the set embedded in the binary.
+    #[arg(long, value_name = "DIR")]
+    pub modules: Option<PathBuf>,
+    /// The host-call probe module (`cargo xtask gatherers` builds it into target/bench/;
+    /// the default is relative to the working directory, i.e. the repository root).
+    #[arg(long, value_name = "FILE", default_value = "target/bench/bench_requests.wasm")]
     pub probe: PathBuf,
     /// The `pods` gatherer written in Go (`gatherers/go/bench-pods`), compared with the Rust one;
     /// skipped when missing.
-    #[arg(long, value_name = "FILE", default_value_os_t = bench::workspace_target().join("bench/bench-pods.wasm"))]
+    #[arg(long, value_name = "FILE", default_value = "target/bench/bench-pods.wasm")]
     pub go_probe: PathBuf,
-    /// The fixture cluster the simulator serves.
-    #[arg(long, value_name = "DIR", default_value_os_t = bench::sample_fixtures())]
-    pub fixtures: PathBuf,
+    /// The fixture cluster the simulator serves. Defaults to the sample cluster embedded in the binary.
+    #[arg(long, value_name = "DIR")]
+    pub fixtures: Option<PathBuf>,
     /// kubectl for the peer script; `none` skips the peer.
     #[arg(long, default_value = "kubectl")]
     pub kubectl: String,
@@ -178,8 +179,38 @@ struct ScaleRow {
     pods_alone: Option<(PeriodFigures, PeriodFigures)>,
 }
 
+/// Writes embedded files (`name` relative, `/`-separated) under `dir`, for the inputs the
+/// bench hands to child processes by path.
+fn materialize(dir: &Path, files: &[gather_defaults::EmbeddedFile]) -> anyhow::Result<PathBuf> {
+    for f in files {
+        let path = dir.join(f.name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, f.bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    std::fs::create_dir_all(dir)?;
+    Ok(dir.to_owned())
+}
+
+/// The inputs with no flag given come from the binary's embedded set, written to `work`.
+struct Inputs {
+    modules: PathBuf,
+    fixtures: PathBuf,
+}
+
 async fn coordinate(args: BenchArgs) -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
+    let inputs = Inputs {
+        modules: match &args.modules {
+            Some(dir) => dir.clone(),
+            None => materialize(&work.path().join("embedded-modules"), gather_defaults::modules())?,
+        },
+        fixtures: match &args.fixtures {
+            Some(dir) => dir.clone(),
+            None => materialize(&work.path().join("embedded-sample"), gather_defaults::sample_cluster())?,
+        },
+    };
     let started = Instant::now();
     let mut rows = Vec::new();
     // wasm ÷ native compares the gatherers that have both builds: the Rust ones (the Go
@@ -188,13 +219,13 @@ async fn coordinate(args: BenchArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&rust_modules)?;
     for g in crate::native::default_gatherers() {
         let file = format!("{}.wasm", g.manifest.name);
-        std::fs::copy(args.modules.join(&file), rust_modules.join(&file))
-            .with_context(|| format!("{}: run `cargo xtask gatherers`", args.modules.join(&file).display()))?;
+        std::fs::copy(inputs.modules.join(&file), rust_modules.join(&file))
+            .with_context(|| format!("{}: run `cargo xtask gatherers`", inputs.modules.join(&file).display()))?;
     }
     for label in &args.scales {
         let scale: u32 = if label == "sample" { 0 } else { label.parse().with_context(|| format!("--scales: {label:?} is not `sample` or a number"))? };
         eprintln!("bench: cluster {label}: starting the simulator");
-        let sim = Sim::start(&args.fixtures, scale, work.path())?;
+        let sim = Sim::start(&inputs.fixtures, scale, work.path())?;
         let measure_dir = |mode: Mode, modules: &Path| -> anyhow::Result<PeriodFigures> {
             eprintln!("bench: cluster {label}: {} periods, {mode:?}, {}", args.periods, modules.display());
             let out = work.path().join("out");
@@ -215,7 +246,7 @@ async fn coordinate(args: BenchArgs) -> anyhow::Result<()> {
                 std::fs::copy(file, d.join(file.file_name().unwrap_or_default()))?;
                 Ok(d)
             };
-            let rust = measure_dir(Mode::Wasm, &alone(&args.modules.join("pods.wasm"), "pods-rust")?)?;
+            let rust = measure_dir(Mode::Wasm, &alone(&inputs.modules.join("pods.wasm"), "pods-rust")?)?;
             let go = measure_dir(Mode::Wasm, &alone(&args.go_probe, "pods-go")?)?;
             Some((rust, go))
         } else {
@@ -233,8 +264,8 @@ async fn coordinate(args: BenchArgs) -> anyhow::Result<()> {
     }
 
     eprintln!("bench: module load, host calls, archive, poll");
-    let mut modules: Vec<(String, Vec<u8>)> = std::fs::read_dir(&args.modules)
-        .with_context(|| format!("reading {}: run `cargo xtask gatherers`", args.modules.display()))?
+    let mut modules: Vec<(String, Vec<u8>)> = std::fs::read_dir(&inputs.modules)
+        .with_context(|| format!("reading {}: run `cargo xtask gatherers`", inputs.modules.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
         .map(|p| Ok((p.file_name().unwrap_or_default().to_string_lossy().into_owned(), std::fs::read(&p)?)))
@@ -250,9 +281,9 @@ async fn coordinate(args: BenchArgs) -> anyhow::Result<()> {
     let probe = std::fs::read(&args.probe).with_context(|| format!("reading {}: run `cargo xtask gatherers`", args.probe.display()))?;
     let calls = tokio::task::spawn_blocking(move || bench::host_call_overhead(&probe, 20_000)).await??;
     let archive_dir = work.path().join("archive");
-    let fixtures = args.fixtures.clone();
+    let fixtures = inputs.fixtures.clone();
     let archive = tokio::task::spawn_blocking(move || bench::archive_throughput(&archive_dir, &fixtures, 64_000_000)).await??;
-    let poll: PollFigures = child(&["bench".as_ref(), "worker-poll".as_ref(), "--modules".as_ref(), args.modules.as_os_str(),
+    let poll: PollFigures = child(&["bench".as_ref(), "worker-poll".as_ref(), "--modules".as_ref(), inputs.modules.as_os_str(),
         "--work".as_ref(), work.path().join("poll").as_os_str()])?;
 
     print_table(&rows, &loads, &startups, &calls, &archive, &poll);

@@ -10,15 +10,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use gather_sim::{self as sim, SimConfig};
+use gather_sim::{self as sim, Fixtures, SimConfig};
 
 /// Arguments of `demo`.
 #[derive(clap::Args)]
 pub struct DemoArgs {
-    /// Fixture cluster to serve. Defaults to the sample cluster shipped in testdata/.
+    /// Fixture cluster to serve. Defaults to the sample cluster embedded in the binary.
     #[arg(long, value_name = "DIR")]
     pub fixtures: Option<PathBuf>,
-    /// Gatherer modules to publish. Defaults to target/gatherers (built by `cargo xtask gatherers`).
+    /// Gatherer modules to publish. Defaults to the gatherers embedded in the binary.
     #[arg(long, value_name = "DIR")]
     pub modules: Option<PathBuf>,
     /// Working directory for the site, archives and state. Defaults to a fresh temp directory.
@@ -32,23 +32,29 @@ pub struct DemoArgs {
     pub keep_running: bool,
 }
 
-/// The built gatherers: `target/gatherers` under the working directory or the source tree.
-pub fn default_modules() -> PathBuf {
-    let local = PathBuf::from("target/gatherers");
-    if local.is_dir() {
-        return local;
+/// The fixtures the demo serves: `--fixtures DIR`, else the sample cluster embedded in the
+/// binary (no source tree needed).
+fn fixtures(dir: Option<&PathBuf>) -> Fixtures {
+    match dir {
+        Some(dir) => Fixtures::Dir(dir.clone()),
+        None => Fixtures::Files(gather_defaults::sample_cluster().iter().map(|f| (f.name.to_owned(), f.bytes.into())).collect()),
     }
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/gatherers"))
 }
 
-/// The sample cluster: `testdata/cluster/sample` under the working directory, or in the
-/// source tree this binary was built from.
-pub fn default_fixtures() -> PathBuf {
-    let local = PathBuf::from("testdata/cluster/sample");
-    if local.is_dir() {
-        return local;
+/// The bytes of default gatherer `name`: from `--modules DIR`, else embedded in the binary.
+fn module_bytes(dir: Option<&PathBuf>, name: &str) -> anyhow::Result<Vec<u8>> {
+    let file = format!("{name}.wasm");
+    match dir {
+        Some(dir) => {
+            let from = dir.join(&file);
+            std::fs::read(&from).with_context(|| format!("{} is missing: build the gatherers first with `cargo xtask gatherers` (or run `cargo xtask demo`)", from.display()))
+        }
+        None => gather_defaults::modules()
+            .iter()
+            .find(|m| m.name == file)
+            .map(|m| m.bytes.to_vec())
+            .with_context(|| format!("{file} is not embedded in this binary (it was built without the gatherers); pass --modules DIR")),
     }
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/cluster/sample"))
 }
 
 /// The gatherer written in WAT from ABI.md alone; the demo publishes a new version of it.
@@ -68,8 +74,7 @@ fn step(n: u32, title: &str) {
 
 /// Runs the demo; with `--keep-running`, the simulator serves until `shutdown` resolves.
 pub async fn run(args: DemoArgs, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-    let fixtures = args.fixtures.unwrap_or_else(default_fixtures);
-    let modules_src = args.modules.unwrap_or_else(default_modules);
+    let fixtures = fixtures(args.fixtures.as_ref());
     let tmp = tempfile::Builder::new().prefix("gather-agent-demo-").tempdir()?;
     let dir = match args.dir {
         Some(d) => {
@@ -82,13 +87,17 @@ pub async fn run(args: DemoArgs, shutdown: impl std::future::Future<Output = ()>
     println!("   working directory: {}", dir.display());
 
     step(1, "a cluster: the API-server simulator on the sample OpenShift cluster");
-    let sim = sim::start(SimConfig::with_fixtures(&fixtures)).await.with_context(|| format!("starting the simulator on {}", fixtures.display()))?;
+    let what = match &args.fixtures {
+        Some(dir) => dir.display().to_string(),
+        None => "the embedded sample cluster".to_owned(),
+    };
+    let sim = sim::start(SimConfig { fixtures, ..SimConfig::default() }).await.with_context(|| format!("starting the simulator on {what}"))?;
     let kubeconfig = dir.join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig)?;
     let counts = sim.cluster().counts();
     println!(
         "   {} on {} (HTTPS, bearer token): {} objects, {} nodes, {} pods, {} cluster operators",
-        fixtures.display(),
+        what,
         sim.url,
         counts.values().sum::<usize>(),
         counts.get("nodes").unwrap_or(&0),
@@ -101,9 +110,7 @@ pub async fn run(args: DemoArgs, shutdown: impl std::future::Future<Output = ()>
     let staging = dir.join("to-publish");
     std::fs::create_dir_all(&staging)?;
     for name in DEFAULT_GATHERERS {
-        let from = modules_src.join(format!("{name}.wasm"));
-        std::fs::copy(&from, staging.join(format!("{name}.wasm")))
-            .with_context(|| format!("{} is missing: build the gatherers first with `cargo xtask gatherers` (or run `cargo xtask demo`)", from.display()))?;
+        std::fs::write(staging.join(format!("{name}.wasm")), module_bytes(args.modules.as_ref(), name)?)?;
     }
     std::fs::write(staging.join("ingresscontroller.wasm"), ingress_module("1.0.0")?)?;
     let (secret, public_key) = agent::index::generate_key();
