@@ -12,33 +12,11 @@ use crate::pdk::{Api, HostState};
 use crate::policy::ModulePolicy;
 use crate::errors::ErrorKind;
 use crate::limits::Limits;
-use crate::sandbox::{LoadedModule, RunOutcome, Sandbox};
+use crate::sandbox::{RunOutcome, Sandbox};
 use crate::text;
 use hostapi::abi::limits::{GATHERS_JSON_BYTES, REPORT_ENTRY_BYTES};
 
-/// A module ready to run this period, with the operator's settings for it.
-#[derive(Clone)]
-pub struct ModuleSpec {
-    /// The compiled module.
-    pub module: Arc<LoadedModule>,
-    /// Its limits.
-    pub limits: Limits,
-    /// Its policy.
-    pub policy: ModulePolicy,
-    /// Its config blob (JSON bytes; empty for none).
-    pub config: Vec<u8>,
-}
-
-/// A module that could not be loaded: it still gets a report, so the archive says so.
-#[derive(Debug, Clone)]
-pub struct LoadFailure {
-    /// The gatherer's name, or its file name when the manifest was unreadable.
-    pub name: String,
-    /// Hex sha256 of the bytes.
-    pub sha256: String,
-    /// Why it was refused.
-    pub error: String,
-}
+pub use crate::loader::{LoadFailure, ModuleSpec};
 
 /// Settings for one period.
 #[derive(Debug, Clone)]

@@ -16,11 +16,35 @@ use std::sync::Arc;
 
 use crate::config::AgentConfig;
 use crate::errors::{RefusalReason, Refused};
-use crate::gather::{LoadFailure, ModuleSpec};
 use crate::index::IndexEntry;
-use crate::policy;
-use crate::sandbox::Sandbox;
+use crate::limits::Limits;
+use crate::policy::{self, ModulePolicy};
+use crate::sandbox::{LoadedModule, Sandbox};
 use crate::util::sha256_hex;
+
+/// A module ready to run this period, with the operator's settings for it.
+#[derive(Clone)]
+pub struct ModuleSpec {
+    /// The compiled module.
+    pub module: Arc<LoadedModule>,
+    /// Its limits.
+    pub limits: Limits,
+    /// Its policy.
+    pub policy: ModulePolicy,
+    /// Its config blob (JSON bytes; empty for none).
+    pub config: Vec<u8>,
+}
+
+/// A module that could not be loaded: it still gets a report, so the archive says so.
+#[derive(Debug, Clone)]
+pub struct LoadFailure {
+    /// The gatherer's name, or its file name when the manifest was unreadable.
+    pub name: String,
+    /// Hex sha256 of the bytes.
+    pub sha256: String,
+    /// Why it was refused.
+    pub error: String,
+}
 
 /// A module's bytes and where they came from.
 #[derive(Debug, Clone)]

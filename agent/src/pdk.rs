@@ -145,6 +145,16 @@ impl Handle {
     }
 }
 
+/// The partial lines a guest has written to its stdout and stderr (WASI `fd_write`), kept
+/// until a newline or the end of the run makes them a log message.
+#[derive(Debug, Default)]
+pub struct StdioLines {
+    /// fd 1.
+    pub(crate) stdout: Vec<u8>,
+    /// fd 2.
+    pub(crate) stderr: Vec<u8>,
+}
+
 /// Everything the host functions of one gatherer run can touch.
 pub struct HostState {
     /// The gatherer's name (from its manifest), used in logs and messages.
@@ -177,8 +187,9 @@ pub struct HostState {
     pub(crate) fuel_debt: u64,
     /// Fuel the sandbox has given the run so far (slices plus collected debt).
     pub(crate) fuel_added: u64,
-    /// WASI state for guests built against `wasi_snapshot_preview1` (Go's line buffers).
-    pub wasi: crate::wasi::WasiState,
+    /// Partial lines a WASI guest wrote to stdout and stderr (`wasi.rs` turns whole lines
+    /// into log messages).
+    pub stdio: StdioLines,
 }
 
 impl HostState {
@@ -209,7 +220,7 @@ impl HostState {
             work_fuel: 0,
             fuel_debt: 0,
             fuel_added: 0,
-            wasi: Default::default(),
+            stdio: Default::default(),
         }
     }
 

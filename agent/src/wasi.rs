@@ -54,13 +54,6 @@ pub struct Exit(pub i32);
 
 impl wasmi_core::HostError for Exit {}
 
-/// Per-run WASI state: the partial lines written to stdout and stderr.
-#[derive(Debug, Default)]
-pub struct WasiState {
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-}
-
 /// Every WASI import this host provides, with its (params, results).
 pub fn signatures() -> Vec<(&'static str, Vec<ValType>, Vec<ValType>)> {
     use ValType::{I32, I64};
@@ -137,7 +130,7 @@ fn push_output(state: &mut HostState, fd: i32, mut bytes: &[u8]) {
             Some(i) => (&bytes[..i], &bytes[i + 1..], true),
             None => (bytes, &[][..], false),
         };
-        let buf = if fd == 1 { &mut state.wasi.stdout } else { &mut state.wasi.stderr };
+        let buf = if fd == 1 { &mut state.stdio.stdout } else { &mut state.stdio.stderr };
         // Beyond a log line's length the bytes are dropped, so a newline-free flood costs nothing.
         let room = MAX_LINE.saturating_sub(buf.len());
         buf.extend_from_slice(&piece[..piece.len().min(room)]);
@@ -151,7 +144,7 @@ fn push_output(state: &mut HostState, fd: i32, mut bytes: &[u8]) {
 /// Logs the fd's buffered line: stdout at info; stderr at warn, except the Go runtime's
 /// `panic: ` (a panic, as `gather.log` level 4) and `fatal error: ` (an error) lines.
 fn emit_line(state: &mut HostState, fd: i32) {
-    let buf = std::mem::take(if fd == 1 { &mut state.wasi.stdout } else { &mut state.wasi.stderr });
+    let buf = std::mem::take(if fd == 1 { &mut state.stdio.stdout } else { &mut state.stdio.stderr });
     let line = String::from_utf8_lossy(&buf);
     let line = line.trim_end_matches('\r');
     if line.trim().is_empty() {

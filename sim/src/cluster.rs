@@ -9,8 +9,14 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::resources::{self, ResourceType};
-use super::scale::Template;
 use super::SimError;
+
+/// Renders the `i`-th synthetic object of a family. The store only needs this much of
+/// `--scale`'s templates (`scale.rs`), so it does not depend on that module.
+pub trait Render: Send + Sync {
+    /// The compact JSON of object `i`.
+    fn render(&self, i: u32) -> Vec<u8>;
+}
 
 /// Where an object's JSON comes from.
 #[derive(Clone)]
@@ -18,7 +24,7 @@ pub enum Body {
     /// Compact JSON, serialized once at load.
     Json(Bytes),
     /// A synthetic object rendered on demand from a template, so `--scale` costs no memory.
-    Synthetic(Arc<Template>, u32),
+    Synthetic(Arc<dyn Render>, u32),
 }
 
 /// One object in the store, with the index fields selectors need.

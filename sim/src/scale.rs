@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::cluster::{synthetic_uid, Body, Cluster, StoredObject};
+use super::cluster::{synthetic_uid, Body, Cluster, Render, StoredObject};
 
 /// A JSON document with `@@SLOT@@` holes, split once so rendering is plain concatenation.
 pub struct Template {
@@ -71,8 +71,11 @@ impl Template {
         }
     }
 
+}
+
+impl Render for Template {
     /// Renders object `i`.
-    pub fn render(&self, i: u32) -> Vec<u8> {
+    fn render(&self, i: u32) -> Vec<u8> {
         let mut out = String::with_capacity(self.literals.iter().map(String::len).sum::<usize>() + 256);
         for (lit, slot) in self.literals.iter().zip(self.slots.iter()) {
             out.push_str(lit);
@@ -238,7 +241,7 @@ pub fn add_synthetic(cluster: &mut Cluster, n: u32) {
             name: node_name(i),
             labels,
             resource_version: rv,
-            body: Body::Synthetic(node_t.clone(), i),
+            body: Body::Synthetic(node_t.clone() as Arc<dyn Render>, i),
         });
     }
     let pods_idx = cluster.type_index("", "v1", "pods").expect("built in");
@@ -256,7 +259,7 @@ pub fn add_synthetic(cluster: &mut Cluster, n: u32) {
             name: pod_name(i),
             labels,
             resource_version: rv,
-            body: Body::Synthetic(t, i),
+            body: Body::Synthetic(t as Arc<dyn Render>, i),
         });
     }
     cluster.ensure_namespaces(used);
