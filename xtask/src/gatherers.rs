@@ -125,7 +125,8 @@ impl Build {
                 .env("GOOS", "wasip1")
                 .env("GOARCH", "wasm");
             run(cmd)?;
-            let mut wasm = std::fs::read(&built).map_err(|e| format!("reading {}: {e}", built.display()))?;
+            let wasm = std::fs::read(&built).map_err(|e| format!("reading {}: {e}", built.display()))?;
+            let mut wasm = merge_data_segments(&wasm).unwrap_or(wasm);
             append_custom_section(&mut wasm, "gather.manifest", trim_ascii(&manifest));
             std::fs::write(&dest, wasm).map_err(|e| format!("writing {}: {e}", dest.display()))?;
         }
@@ -248,6 +249,133 @@ fn leb128(mut n: usize, out: &mut Vec<u8>) {
     }
 }
 
+fn read_uleb(b: &[u8], i: &mut usize) -> Option<u64> {
+    let (mut n, mut shift) = (0u64, 0);
+    loop {
+        let byte = *b.get(*i)?;
+        *i += 1;
+        n |= u64::from(byte & 0x7f).checked_shl(shift)?;
+        shift += 7;
+        if byte < 0x80 {
+            return Some(n);
+        }
+        if shift > 63 {
+            return None;
+        }
+    }
+}
+
+fn read_sleb32(b: &[u8], i: &mut usize) -> Option<i64> {
+    let (mut n, mut shift) = (0i64, 0);
+    loop {
+        let byte = *b.get(*i)?;
+        *i += 1;
+        n |= i64::from(byte & 0x7f) << shift;
+        shift += 7;
+        if byte < 0x80 {
+            if byte & 0x40 != 0 && shift < 64 {
+                n |= -1i64 << shift;
+            }
+            return Some(n);
+        }
+        if shift > 35 {
+            return None;
+        }
+    }
+}
+
+fn sleb128(mut n: i64, out: &mut Vec<u8>) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if (n == 0 && byte & 0x40 == 0) || (n == -1 && byte & 0x40 != 0) {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Largest run of zeros merged into a segment to join it with the next one.
+const MERGE_GAP: i64 = 4096;
+
+/// Joins a module's active data segments into a few, filling the gaps between them with zeros.
+///
+/// Go emits one data segment per static datum (about 45,000 in a 4.6 MB gatherer); the host
+/// parses and copies each one on every load and instantiation, which made a Go gatherer's
+/// start-up about 55 ms. Joined, it is about 42 ms (docs/PERFORMANCE.md). Memory starts
+/// zeroed, so the filled gaps write what was there. Returns `None`, leaving the module as it
+/// is, unless every segment is a plain active `i32.const` segment of memory 0 and no two
+/// overlap (then their order does not matter), and the module has no data count section.
+fn merge_data_segments(wasm: &[u8]) -> Option<Vec<u8>> {
+    if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
+        return None;
+    }
+    let mut out = wasm[..8].to_vec();
+    let mut i = 8;
+    let mut merged_any = false;
+    while i < wasm.len() {
+        let id = wasm[i];
+        let mut j = i + 1;
+        let size = usize::try_from(read_uleb(wasm, &mut j)?).ok()?;
+        let end = j.checked_add(size).filter(|&e| e <= wasm.len())?;
+        if id == 12 {
+            return None;
+        }
+        if id != 11 {
+            out.extend_from_slice(&wasm[i..end]);
+            i = end;
+            continue;
+        }
+        let body = &wasm[j..end];
+        let mut k = 0;
+        let count = read_uleb(body, &mut k)?;
+        let mut segments: Vec<(i64, &[u8])> = Vec::new();
+        for _ in 0..count {
+            // Flag 0: active, memory 0, offset `i32.const N; end`.
+            if read_uleb(body, &mut k)? != 0 || *body.get(k)? != 0x41 {
+                return None;
+            }
+            k += 1;
+            let offset = read_sleb32(body, &mut k)?;
+            if *body.get(k)? != 0x0b || offset < 0 {
+                return None;
+            }
+            k += 1;
+            let len = usize::try_from(read_uleb(body, &mut k)?).ok()?;
+            segments.push((offset, body.get(k..k.checked_add(len)?)?));
+            k += len;
+        }
+        segments.sort_by_key(|s| s.0);
+        let mut joined: Vec<(i64, Vec<u8>)> = Vec::new();
+        for (offset, data) in segments {
+            match joined.last_mut() {
+                Some((start, bytes)) if offset < *start + bytes.len() as i64 => return None,
+                Some((start, bytes)) if offset - (*start + bytes.len() as i64) <= MERGE_GAP => {
+                    bytes.resize(usize::try_from(offset - *start).ok()?, 0);
+                    bytes.extend_from_slice(data);
+                }
+                _ => joined.push((offset, data.to_vec())),
+            }
+        }
+        merged_any |= (joined.len() as u64) < count;
+        let mut section = Vec::new();
+        leb128(joined.len(), &mut section);
+        for (offset, bytes) in &joined {
+            section.extend_from_slice(&[0, 0x41]);
+            sleb128(*offset, &mut section);
+            section.push(0x0b);
+            leb128(bytes.len(), &mut section);
+            section.extend_from_slice(bytes);
+        }
+        out.push(11);
+        leb128(section.len(), &mut out);
+        out.extend_from_slice(&section);
+        i = end;
+    }
+    merged_any.then_some(out)
+}
+
 /// Appends a custom section (id 0, size, name, payload) to a wasm module.
 fn append_custom_section(wasm: &mut Vec<u8>, name: &str, payload: &[u8]) {
     let mut body = Vec::with_capacity(name.len() + payload.len() + 5);
@@ -275,6 +403,85 @@ mod tests {
 
     /// A stamp is only as good as the hash: it must follow source content (not mtimes) and
     /// ignore build output, or the build script would rebuild for nothing or embed stale modules.
+    /// A module with a data section of the given `(offset, bytes)` segments.
+    fn with_data(segments: &[(i64, &[u8])]) -> Vec<u8> {
+        let mut section = Vec::new();
+        leb128(segments.len(), &mut section);
+        for (offset, bytes) in segments {
+            section.extend_from_slice(&[0, 0x41]);
+            sleb128(*offset, &mut section);
+            section.push(0x0b);
+            leb128(bytes.len(), &mut section);
+            section.extend_from_slice(bytes);
+        }
+        // A memory section (one memory of 1 page), then the data section.
+        let mut wasm = b"\0asm\x01\0\0\0\x05\x03\x01\x00\x01".to_vec();
+        wasm.push(11);
+        leb128(section.len(), &mut wasm);
+        wasm.extend_from_slice(&section);
+        wasm
+    }
+
+    /// Where the data section's body starts, and its size.
+    fn data_section(wasm: &[u8]) -> (usize, usize) {
+        let mut i = 8;
+        loop {
+            let id = wasm[i];
+            let mut j = i + 1;
+            let size = read_uleb(wasm, &mut j).unwrap() as usize;
+            if id == 11 {
+                return (j, size);
+            }
+            i = j + size;
+        }
+    }
+
+    fn segment_count(wasm: &[u8]) -> u64 {
+        let (mut body, _) = data_section(wasm);
+        read_uleb(wasm, &mut body).unwrap()
+    }
+
+    /// What memory looks like after the module's data segments are applied.
+    fn image(wasm: &[u8]) -> Vec<u8> {
+        let mut i = 8;
+        let mut memory = vec![0u8; 65536];
+        while i < wasm.len() {
+            let id = wasm[i];
+            let mut j = i + 1;
+            let size = read_uleb(wasm, &mut j).unwrap() as usize;
+            if id == 11 {
+                let body = &wasm[j..j + size];
+                let mut k = 0;
+                for _ in 0..read_uleb(body, &mut k).unwrap() {
+                    k += 2;
+                    let offset = read_sleb32(body, &mut k).unwrap() as usize;
+                    k += 1;
+                    let len = read_uleb(body, &mut k).unwrap() as usize;
+                    memory[offset..offset + len].copy_from_slice(&body[k..k + len]);
+                    k += len;
+                }
+            }
+            i = j + size;
+        }
+        memory
+    }
+
+    #[test]
+    fn data_segments_are_joined_without_changing_memory() {
+        let far = 4096 + 300;
+        let wasm = with_data(&[(200, b"later"), (16, b"abc"), (20, b"de"), (far, b"far away")]);
+        let merged = merge_data_segments(&wasm).expect("joinable");
+        assert_eq!(image(&merged), image(&wasm), "memory starts the same");
+        assert_eq!(segment_count(&merged), 2, "three near segments become one; the far one stays");
+        // Overlapping segments, passive segments or a data count section are left alone.
+        assert_eq!(merge_data_segments(&with_data(&[(16, b"abcd"), (18, b"xy")])), None);
+        let mut passive = with_data(&[(16, b"ab"), (20, b"cd")]);
+        let (body, _) = data_section(&passive);
+        passive[body + 1] = 1; // the first segment's flags: passive
+        assert_eq!(merge_data_segments(&passive), None);
+        assert_eq!(merge_data_segments(b"not wasm"), None);
+    }
+
     #[test]
     fn the_inputs_hash_follows_sources_and_ignores_build_output() {
         let dir = tree();
