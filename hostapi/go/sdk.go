@@ -321,31 +321,32 @@ func (l *List) NextPage() (*Page, error) {
 	if err != nil || !more {
 		return nil, err
 	}
-	// One decode of the whole page into plain values: far cheaper in wasm than decoding each
-	// field on demand. Numbers stay json.Number, so integers are exact.
-	dec := json.NewDecoder(bytes.NewReader(l.body))
-	dec.UseNumber()
-	var rows [][]any
-	if err := dec.Decode(&rows); err != nil {
+	// The page is split into spans of raw JSON, one per value, and a value is decoded only
+	// when asked for: under the host's interpreter, allocation is what a Go gatherer pays
+	// for most (projection.go).
+	rows, spans, err := projectionPage(l.body)
+	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", l.path, err)
 	}
-	return &Page{list: l, rows: rows}, nil
+	return &Page{list: l, body: l.body, rows: rows, spans: spans}, nil
 }
 
 // Page is one page of a List: the projections of its items.
 type Page struct {
-	list *List
-	rows [][]any
+	list  *List
+	body  []byte
+	rows  []int32
+	spans []int32
 }
 
 // Len is the number of items on the page.
-func (p *Page) Len() int { return len(p.rows) }
+func (p *Page) Len() int { return len(p.rows) - 1 }
 
 // Items are the page's items, in list order.
 func (p *Page) Items() []Item {
-	items := make([]Item, len(p.rows))
-	for i, values := range p.rows {
-		items[i] = Item{list: p.list, index: i, values: values}
+	items := make([]Item, p.Len())
+	for i := range items {
+		items[i] = Item{page: p, index: i}
 	}
 	return items
 }
@@ -361,37 +362,51 @@ func (p *Page) EmitAll(template string) (uint64, error) {
 
 // Item is one item of a Page: the values of the list's fields.
 type Item struct {
-	list   *List
-	index  int
-	values []any
+	page  *Page
+	index int
+}
+
+// raw is the JSON text of field's value, or nil if the list has no such field.
+func (it Item) raw(field string) []byte {
+	p := it.page
+	for i, f := range p.list.fields {
+		if f != field {
+			continue
+		}
+		k := int(p.rows[it.index]) + i
+		if k >= int(p.rows[it.index+1]) {
+			return nil
+		}
+		return p.body[p.spans[2*k]:p.spans[2*k+1]]
+	}
+	return nil
 }
 
 // Value is the value of field (one the list was opened with) as decoded JSON: nil, bool,
 // json.Number, string, []any or map[string]any. A "*" field gives a []any.
 func (it Item) Value(field string) any {
-	for i, f := range it.list.fields {
-		if f == field && i < len(it.values) {
-			return it.values[i]
-		}
+	raw := it.raw(field)
+	if raw == nil {
+		return nil
 	}
-	return nil
+	v, _ := parseJSON(raw) // the span was validated when the page was split
+	return v
 }
 
 // Get is the value of field as raw JSON, or nil if it is absent or null.
 func (it Item) Get(field string) json.RawMessage {
-	v := it.Value(field)
-	if v == nil {
+	raw := it.raw(field)
+	if raw == nil || string(raw) == "null" {
 		return nil
 	}
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil
-	}
-	return raw
+	return json.RawMessage(raw)
 }
 
 // String is field's value when it is a JSON string, else "".
 func (it Item) String(field string) string {
+	if s, ok := plainString(it.raw(field)); ok {
+		return s
+	}
 	s, _ := it.Value(field).(string)
 	return s
 }
@@ -399,23 +414,7 @@ func (it Item) String(field string) string {
 // Ints are the integers in field's value: a number, or the numbers of an array (a "*"
 // field); anything else is skipped.
 func (it Item) Ints(field string) []int64 {
-	var out []int64
-	add := func(v any) {
-		if n, ok := v.(json.Number); ok {
-			if i, err := n.Int64(); err == nil {
-				out = append(out, i)
-			}
-		}
-	}
-	switch v := it.Value(field).(type) {
-	case []any:
-		for _, e := range v {
-			add(e)
-		}
-	default:
-		add(v)
-	}
-	return out
+	return appendInts(nil, it.raw(field))
 }
 
 // Emit writes the whole item (as the API server sent it, without metadata.managedFields)
@@ -423,7 +422,7 @@ func (it Item) Ints(field string) []int64 {
 // cap) is reported by the host and skipped: Emit then returns false and no error, so one
 // bad item never stops a gatherer. An error means the list or template itself is unusable.
 func (it Item) Emit(template string) (bool, error) {
-	switch code := current().ListEmit(it.list.handle, int32(it.index), template); code {
+	switch code := current().ListEmit(it.page.list.handle, int32(it.index), template); code {
 	case OK:
 		return true, nil
 	case BadName, Duplicate, ArchiveFull:

@@ -53,7 +53,7 @@ func TestListProjectionsAndItemEmit(t *testing.T) {
 					if !ok || err != nil {
 						t.Fatalf("emit: %v %v", ok, err)
 					}
-					failed = append(failed, it.list.fields[0])
+					failed = append(failed, it.page.list.fields[0])
 				}
 				if r := it.Get("/status/containerStatuses/*/restartCount"); r != nil && restarts == "" {
 					restarts = string(r)
