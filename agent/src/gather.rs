@@ -112,6 +112,7 @@ fn to_report(manifest: &hostapi::Manifest, sha256: &str, outcome: RunOutcome) ->
         bytes_emitted: outcome.report.bytes_emitted,
         error_kind: error_kind.map(|k| k.as_str().to_owned()),
         exit_code,
+        reproduces: manifest.reproduces.clone(),
     }
 }
 

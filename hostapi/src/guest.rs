@@ -716,6 +716,7 @@ pub const RESPONSE_HEADERS: [&str; 4] = FORWARDED_RESPONSE_HEADERS;
 /// hostapi::gatherer! {
 ///     name: "nodes",
 ///     description: "Node objects",
+///     reproduces: ["clusterconfig/nodes"], // optional: the Insights Operator functions
 ///     permissions: ["GET /api/v1/nodes"],
 ///     run: gather,
 /// }
@@ -723,11 +724,12 @@ pub const RESPONSE_HEADERS: [&str; 4] = FORWARDED_RESPONSE_HEADERS;
 /// The version is the crate's `Cargo.toml` version.
 #[macro_export]
 macro_rules! gatherer {
-    (name: $name:literal, $(description: $desc:literal,)? permissions: [$($perm:literal),* $(,)?], run: $run:path $(,)?) => {
+    (name: $name:literal, $(description: $desc:literal,)? $(reproduces: [$($io:literal),* $(,)?],)? permissions: [$($perm:literal),* $(,)?], run: $run:path $(,)?) => {
         /// This gatherer's manifest JSON, as stored in its `gather.manifest` section.
         pub const MANIFEST_JSON: &str = concat!(
             "{\"name\":\"", $name, "\",\"version\":\"", env!("CARGO_PKG_VERSION"),
-            "\",\"abi\":1,\"description\":\"", $($desc,)? "\",\"permissions\":[",
+            "\",\"abi\":1,\"description\":\"", $($desc,)? "\",\"reproduces\":[",
+            $($crate::__gather_perms!($($io),*),)? "],\"permissions\":[",
             $crate::__gather_perms!($($perm),*), "]}"
         );
 

@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 hostapi::gatherer! {
     name: "clusteroperators",
     description: "ClusterOperators and their operator.openshift.io related objects (config/clusteroperator/...)",
+    reproduces: ["clusterconfig/operators"],
     permissions: [
         "GET /apis/config.openshift.io/v1/clusteroperators",
         "GET /apis/operator.openshift.io/v1/authentications/*",
