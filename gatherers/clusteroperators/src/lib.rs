@@ -159,10 +159,10 @@ fn trimmed(mut object: Value) -> Value {
     }
     out.insert("name".into(), json!(guest::name_of(&object)));
     out.insert("spec".into(), object.get("spec").cloned().unwrap_or(Value::Null));
-    if object.get("kind").and_then(Value::as_str) == Some("InsightsOperator") {
-        if let Some(status) = object.get("status") {
-            out.insert("status".into(), status.clone());
-        }
+    if object.get("kind").and_then(Value::as_str) == Some("InsightsOperator")
+        && let Some(status) = object.get("status")
+    {
+        out.insert("status".into(), status.clone());
     }
     Value::Object(out)
 }
