@@ -67,6 +67,7 @@ BUILTIN = {
     ("rbac.authorization.k8s.io", "v1", "ClusterRole"): ("clusterroles", "Cluster"),
     ("storage.k8s.io", "v1", "StorageClass"): ("storageclasses", "Cluster"),
     ("certificates.k8s.io", "v1", "CertificateSigningRequest"): ("certificatesigningrequests", "Cluster"),
+    ("batch", "v1", "Job"): ("jobs", "Namespaced"),
 }
 
 
@@ -1616,6 +1617,38 @@ def write_logs(out_dir):
     return len(LOGS)
 
 
+def add_sap(store, pods):
+    """config/pod/di-288312/*: IO's sap_pods lists the pods of every namespace holding a
+    DataHub and keeps those not Running/Succeeded, unless a Job owning them succeeded (it
+    GETs each owning Job: a missing Job fails the gatherer). The sample's DataHub is in sdi,
+    so di-288312 gets a copy, and the owning Jobs are there, failed."""
+    dh = store.objs[("installers.datahub.sap.com", "datahubs", "sdi", "default")]
+    c = copy.deepcopy(dh)
+    m = c["metadata"]
+    m["namespace"] = "di-288312"
+    m.pop("resourceVersion", None)
+    m.pop("selfLink", None)
+    meta_set(m, "uid", gen_uid("datahub", "di-288312", "default"))
+    synth_annotations(m, "copy of sdi/default: the sample's SAP pods live in di-288312")
+    store.add(c, "synthetic")
+    for p in pods:
+        for ref in p["metadata"].get("ownerReferences", []):
+            if ref["kind"] != "Job" or ("batch", "jobs", p["metadata"]["namespace"], ref["name"]) in store.objs:
+                continue
+            ns = p["metadata"]["namespace"]
+            store.add({"apiVersion": "batch/v1", "kind": "Job",
+                       "metadata": {"name": ref["name"], "namespace": ns, "uid": ref["uid"],
+                                    "creationTimestamp": p["metadata"]["creationTimestamp"],
+                                    "annotations": {SYNTHETIC: "owner of sample pod %s: failed, so IO keeps the pod"
+                                                               % p["metadata"]["name"]}},
+                       "spec": {"backoffLimit": 0, "completions": 1, "parallelism": 1,
+                                "template": {"metadata": {}, "spec": {"containers": [], "restartPolicy": "Never"}}},
+                       "status": {"failed": 1, "startTime": p["metadata"]["creationTimestamp"],
+                                  "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                                                  "message": "Job has reached the specified backoff limit"}]}},
+                      "synthetic")
+
+
 def import_more(store, root, pods):
     import_whole_objects(store, root)
     import_moved_objects(store, root)
@@ -1628,6 +1661,7 @@ def import_more(store, root, pods):
     add_olm(store, root)
     add_aggregates(store, root)
     add_log_pods(store, root, pods)
+    add_sap(store, pods)
 
 # ---------------------------------------------------------------------------
 
