@@ -206,6 +206,11 @@ impl SimState {
         self.faults.read().expect("faults lock").iter().find(|f| path.starts_with(&f.prefix)).cloned()
     }
 
+    /// Whether a forbidden entry names this resource exactly (`pods/log`).
+    fn is_forbidden_name(&self, resource: &str) -> bool {
+        self.forbid.iter().any(|f| f.trim() == resource)
+    }
+
     fn is_forbidden(&self, rt: &ResourceType) -> bool {
         self.forbid.iter().any(|f| {
             let f = f.trim();
