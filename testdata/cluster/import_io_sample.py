@@ -68,6 +68,9 @@ BUILTIN = {
     ("storage.k8s.io", "v1", "StorageClass"): ("storageclasses", "Cluster"),
     ("certificates.k8s.io", "v1", "CertificateSigningRequest"): ("certificatesigningrequests", "Cluster"),
     ("batch", "v1", "Job"): ("jobs", "Namespaced"),
+    ("", "v1", "Service"): ("services", "Namespaced"),
+    ("apps", "v1", "Deployment"): ("deployments", "Namespaced"),
+    ("apps", "v1", "ReplicaSet"): ("replicasets", "Namespaced"),
 }
 
 
@@ -1422,9 +1425,15 @@ def add_namespace_uid_ranges(store, root):
                                     "annotations": {SYNTHETIC: "namespace of config/namespaces_with_overlapping_uids.json"}},
                        "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}, "synthetic")
     names = sorted(n for (g, p, ns, n) in store.objs if g == "" and p == "namespaces")
-    for i, ns in enumerate(names):
+    used = set()
+    for ns in names:
         m = store.objs[("", "namespaces", "", ns)]["metadata"]
-        rng = shared.get(ns, "%d/10000" % (1000600000 + i * 10000))
+        # A block derived from the name, so adding a namespace does not move the others.
+        block = uuid.uuid5(UID_NS, "uid-range/" + ns).int % 90000
+        if ns not in shared and block in used:
+            raise SystemExit("uid range block collision for namespace " + ns)
+        used.add(block)
+        rng = shared.get(ns, "%d/10000" % (1001000000 + block * 10000))
         ann = dict(m.get("annotations", {}))
         ann["openshift.io/sa.scc.uid-range"] = rng
         ann["openshift.io/sa.scc.supplemental-groups"] = rng
@@ -1649,6 +1658,91 @@ def add_sap(store, pods):
                       "synthetic")
 
 
+# Self-signed certificates with the validity IO recorded in
+# aggregated/ingress_controllers_certs.json (generated once with the `cryptography`
+# package; constants here keep the importer deterministic and stdlib-only).
+ROUTER_CA_PEM = '-----BEGIN CERTIFICATE-----\nMIIBYTCCAQegAwIBAgIUXtH5y98Vk4eXYpFhJ5AEyZwR+eswCgYIKoZIzj0EAwIw\nJjEkMCIGA1UEAwwbaW5ncmVzcy1vcGVyYXRvckAxNzE3NzQ1MjU0MB4XDTI0MDYw\nNzA3MjczNFoXDTI2MDYwNzA3MjczNVowJjEkMCIGA1UEAwwbaW5ncmVzcy1vcGVy\nYXRvckAxNzE3NzQ1MjU0MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEDDzm3WX2\nUY4lLPm1Vx98eVxZo4n6+wLzy+Hh67U9a0Mvz0FhSq/dgeHA8dGKA3S8z6Zm2c4r\nah/mwfp0N6Qb26MTMBEwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBF\nAiEAmy+7+IdSO85t7H10HkG7FvX/PEANhN0/zrduC3bpLeUCIHu0IT1ntZzTBBiT\n5JnK9jLuHSnwK4DWMBdIrnj4i5iQ\n-----END CERTIFICATE-----\n'
+ROUTER_CERTS_DEFAULT_PEM = '-----BEGIN CERTIFICATE-----\nMIIBXDCCAQKgAwIBAgIUJbG4wOd6ywuUSlTHYapORhb+eQQwCgYIKoZIzj0EAwIw\nJTEjMCEGA1UEAwwaKi5hcHBzLmxhYi5leGFtcGxlLWRldi5jb20wHhcNMjQwNjA3\nMDcyNzM1WhcNMjYwNjA3MDcyNzM2WjAlMSMwIQYDVQQDDBoqLmFwcHMubGFiLmV4\nYW1wbGUtZGV2LmNvbTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABOWHbW4B3QPe\nmya4/ckpyxIei0zzWunhEJa6z8PRHSv5hRE7tngpCoFCXUVrLrb3URkv2Tncscdy\nkemQUSRmYXCjEDAOMAwGA1UdEwEB/wQCMAAwCgYIKoZIzj0EAwIDSAAwRQIgWmaC\nxgHre7wi7vcSPGsAlOqj75DMa1zNmnj6UTvdIuICIQCO4Ozsqot2X2A2hIZ1OHQI\nHJbI7W8kxXDAfXNHxL/1xg==\n-----END CERTIFICATE-----\n'
+
+
+def add_ingress_certs(store, root):
+    """aggregated/ingress_controllers_certs.json: IO parses tls.crt of the secrets
+    openshift-ingress-operator/router-ca and openshift-ingress/router-certs-default, and of
+    every IngressController's spec.defaultCertificate (in openshift-ingress-operator and
+    openshift-ingress), and lists which controllers use which certificate."""
+    import base64
+    recs = read_json(os.path.join(root, "aggregated/ingress_controllers_certs.json"))
+    pems = {"router-ca": ROUTER_CA_PEM, "router-certs-default": ROUTER_CERTS_DEFAULT_PEM}
+    for rec in recs:
+        name, ns = rec["name"], rec["namespace"]
+        store.add({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                   "metadata": {"name": name, "namespace": ns, "uid": gen_uid("secret", ns, name),
+                                "creationTimestamp": rec["not_before"],
+                                "annotations": {SYNTHETIC: "certificate valid %s..%s as in "
+                                                           "aggregated/ingress_controllers_certs.json" % (
+                                                               rec["not_before"], rec["not_after"])}},
+                   "data": {"tls.crt": base64.b64encode(pems[name].encode()).decode(),
+                            "tls.key": base64.b64encode(b"synthetic: no key").decode()}}, "synthetic")
+        for c in rec["controllers"]:
+            store.add({"apiVersion": OP + "/v1", "kind": "IngressController",
+                       "metadata": {"name": c["name"], "namespace": c["namespace"],
+                                    "uid": gen_uid("ingresscontroller", c["namespace"], c["name"]),
+                                    "creationTimestamp": rec["not_before"],
+                                    "annotations": {SYNTHETIC: "controller using %s in "
+                                                               "aggregated/ingress_controllers_certs.json" % name}},
+                       "spec": {"defaultCertificate": {"name": name}, "domain": "test.apps.lab.example-dev.com",
+                                "replicas": 1},
+                       "status": {"availableReplicas": 0}}, "synthetic")
+
+
+def add_helm(store, root):
+    """config/helmchart_info.json: IO lists replicasets, daemonsets, statefulsets, services
+    and deployments labelled app.kubernetes.io/managed-by=Helm and groups chart name/version
+    (label helm.sh/chart) by sha256 of the namespace. The sample's namespaces are hashed, so
+    the fixture uses namespaces of its own: same charts and counts, other hashes."""
+    info = read_json(os.path.join(root, "config/helmchart_info.json"))
+    for i, (digest, charts) in enumerate(sorted(info.items())):
+        for chart in charts:
+            ns = "helm-%s-%d" % (chart["name"], i)
+            label = chart["name"] + ("-" + chart["version"] if chart["version"] else "")
+            for plural, n in sorted(chart["resources"].items()):
+                kind = {"services": "Service", "deployments": "Deployment", "replicasets": "ReplicaSet"}[plural]
+                for j in range(n):
+                    name = "%s-%d" % (chart["name"], j) if kind == "Service" else chart["name"]
+                    if kind == "ReplicaSet":
+                        name += "-5c9d7f6b8d"
+                    labels = {"app.kubernetes.io/managed-by": "Helm", "helm.sh/chart": label,
+                              "app.kubernetes.io/name": chart["name"]}
+                    obj = {"apiVersion": "v1" if kind == "Service" else "apps/v1", "kind": kind,
+                           "metadata": {"name": name, "namespace": ns, "uid": gen_uid(kind, ns, name),
+                                        "creationTimestamp": CLUSTER_CREATED, "labels": labels,
+                                        "annotations": {SYNTHETIC: "Helm-managed object behind config/helmchart_info.json",
+                                                        "meta.helm.sh/release-name": chart["name"],
+                                                        "meta.helm.sh/release-namespace": ns}}}
+                    if kind == "Service":
+                        obj["spec"] = {"type": "ClusterIP", "ports": [{"port": 8080 + j, "protocol": "TCP"}],
+                                       "selector": {"app.kubernetes.io/name": chart["name"]}}
+                    else:
+                        obj["spec"] = {"replicas": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": chart["name"]}},
+                                       "template": {"metadata": {"labels": {"app.kubernetes.io/name": chart["name"]}},
+                                                    "spec": {"containers": [{"name": chart["name"],
+                                                                             "image": "registry.example.com/%s:latest" % chart["name"]}]}}}
+                    store.add(obj, "synthetic")
+
+
+def add_macvlan_annotations(store, root):
+    """aggregated/pods_and_netnamespaces_with_sdn_annotations.json counts pods with the
+    pod.network.openshift.io/assign-macvlan annotation: put it on that many synthetic pods
+    that no pod rule gathers."""
+    n = read_json(os.path.join(root, "aggregated/pods_and_netnamespaces_with_sdn_annotations.json"))[
+        "pods_with_assign-macvlan_annotation"]
+    pods = sorted(k for k, o in store.objs.items() if k[1] == "pods" and k[2] == "openshift-kube-scheduler"
+                  and k[3].startswith("openshift-kube-scheduler-ip-"))
+    for key in pods[:n]:
+        m = store.objs[key]["metadata"]
+        m["annotations"]["pod.network.openshift.io/assign-macvlan"] = "true"
+
+
 def import_more(store, root, pods):
     import_whole_objects(store, root)
     import_moved_objects(store, root)
@@ -1662,6 +1756,9 @@ def import_more(store, root, pods):
     add_aggregates(store, root)
     add_log_pods(store, root, pods)
     add_sap(store, pods)
+    add_ingress_certs(store, root)
+    add_helm(store, root)
+    add_macvlan_annotations(store, root)
 
 # ---------------------------------------------------------------------------
 
