@@ -13,7 +13,10 @@ The script uses only the python3 standard library and is deterministic: all
 generated uids and timestamps are derived from object identities, so running it
 twice yields byte-identical files.
 
-See testdata/README.md for the fixture format and what is restored/added here.
+See testdata/README.md for the fixture format and what is restored/added here, and
+FIXTURES-MAP.md for which Insights Operator rule turns which fixture objects into which
+sample record. Besides the objects it writes the container logs behind the sample's log
+records to logs/<namespace>/<pod>/<container>.log.
 """
 
 import copy
