@@ -7,8 +7,10 @@
 //!
 //! # Layout
 //! - this file: [`SimConfig`], [`start`] and the HTTPS server; [`Fault`] injection.
-//! - `api`: the request router: auth, get/list, selectors, paging, Status errors.
-//! - [`cluster`]: the fixture objects, loaded from a directory, indexed by resource.
+//! - `api`: the request router: auth, get/list, selectors, paging, `pods/{name}/log`, Status
+//!   errors.
+//! - [`cluster`]: the fixture objects, loaded from a directory, indexed by resource, and the
+//!   pods' container logs.
 //! - [`resources`]: which resource types exist and how they are named.
 //! - [`scale`]: growing the cluster (`--scale N`) with synthetic nodes and pods.
 //! - [`selector`]: label and field selectors.
