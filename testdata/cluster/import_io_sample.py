@@ -1161,6 +1161,11 @@ def import_moved_objects(store, root):
     # PersistentVolumes, and the claims through which IO finds them.
     for src, path in sample_files(root, "config/persistentvolumes"):
         pv = as_object(read_json(path), "v1", "PersistentVolume", src)
+        name = os.path.basename(path)[:-5]
+        if pv["metadata"]["name"] != name:
+            # IO names the record after the PV; the sample file holds pvc-99ffaeb3-….
+            note("%s: PersistentVolume %s renamed %s (the record name)" % (src, pv["metadata"]["name"], name))
+            pv["metadata"]["name"] = name
         store.add(pv, src)
         ref = pv["spec"].get("claimRef") or {}
         if ref.get("name"):
