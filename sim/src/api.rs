@@ -280,8 +280,8 @@ fn pod_log<'a>(cluster: &Cluster, idx: usize, ns: &str, pod: &str, param: &impl 
         (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
     };
     let previous = matches!(param("previous"), Some("true") | Some("1"));
-    let text: &[u8] = match cluster.container_log(ns, pod, &container, previous) {
-        Some(b) => b,
+    let text = match cluster.container_log(ns, pod, &container, previous) {
+        Some(b) => b.clone(),
         None if previous => {
             return failure(
                 400,
@@ -290,34 +290,33 @@ fn pod_log<'a>(cluster: &Cluster, idx: usize, ns: &str, pod: &str, param: &impl 
                 None,
             );
         }
-        None => b"",
+        None => bytes::Bytes::new(),
     };
     // Fixture log lines carry no kubelet timestamps: every line counts as written at load
     // time, so any `sinceSeconds` keeps them all.
-    let mut out = tail_lines(text, tail);
-    if let Some(l) = limit {
-        out = &out[..out.len().min(l as usize)];
-    }
-    ([(header::CONTENT_TYPE, "text/plain")], Body::from(bytes::Bytes::copy_from_slice(out))).into_response()
+    let start = tail_start(&text, tail);
+    let end = limit.map_or(text.len(), |l| text.len().min(start.saturating_add(l as usize)));
+    ([(header::CONTENT_TYPE, "text/plain")], Body::from(text.slice(start..end))).into_response()
 }
 
-/// The last `n` lines of `text` (all of it for `None`), as the kubelet counts them.
-fn tail_lines(text: &[u8], n: Option<i64>) -> &[u8] {
-    let Some(n) = n else { return text };
-    let body = text.strip_suffix(b"\n").unwrap_or(text);
+/// Where the last `n` lines of `text` start (0 for `None`), counting lines as the kubelet
+/// does: a final newline ends the last line rather than starting an empty one.
+fn tail_start(text: &[u8], n: Option<i64>) -> usize {
+    let Some(n) = n else { return 0 };
     if n == 0 {
-        return &text[..0];
+        return text.len();
     }
+    let body = text.strip_suffix(b"\n").unwrap_or(text);
     let mut seen = 0;
     for (i, b) in body.iter().enumerate().rev() {
         if *b == b'\n' {
             seen += 1;
             if seen == n {
-                return &text[i + 1..];
+                return i + 1;
             }
         }
     }
-    text
+    0
 }
 
 /// The opaque `continue` token, shaped like kube-apiserver's own.
@@ -475,6 +474,17 @@ fn list<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tails_count_lines_like_the_kubelet() {
+        let tail = |t: &'static [u8], n| &t[tail_start(t, n)..];
+        assert_eq!(tail(b"a\nb\nc\n", Some(2)), b"b\nc\n");
+        assert_eq!(tail(b"a\nb\nc", Some(2)), b"b\nc");
+        assert_eq!(tail(b"a\nb\nc\n", Some(5)), b"a\nb\nc\n");
+        assert_eq!(tail(b"a\nb\n", Some(0)), b"");
+        assert_eq!(tail(b"a\nb\n", None), b"a\nb\n");
+        assert_eq!(tail(b"", Some(3)), b"");
+    }
 
     #[test]
     fn continue_tokens_expire_and_reject_garbage() {

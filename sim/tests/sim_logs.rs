@@ -48,6 +48,10 @@ async fn pod_logs_are_served_as_text_with_tail_and_limit() {
     assert_eq!(body, "");
     let (_, _, body) = get_text(&sim, &format!("{}?container=cluster-samples-operator&limitBytes=10", log_path(NS, POD))).await;
     assert_eq!(body, whole[..10]);
+    // The limit applies to what the tail selects.
+    let (_, _, tail10) = get_text(&sim, &format!("{}?container=cluster-samples-operator&tailLines=1&limitBytes=10", log_path(NS, POD))).await;
+    let last = whole.lines().last().unwrap();
+    assert_eq!(tail10, last[..10]);
     // Fixture lines count as written at load: a window keeps them all.
     let (_, _, body) = get_text(&sim, &format!("{}?container=cluster-samples-operator&sinceSeconds=86400", log_path(NS, POD))).await;
     assert_eq!(body, whole);
