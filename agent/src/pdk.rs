@@ -519,8 +519,12 @@ impl HostState {
         let result = self.archive.add(name, data);
         match result {
             Ok(()) => {
-                // Compressed into the archive: host work the guest pays for.
+                // Compressed into the archive: host work the guest pays for (scanned once more
+                // when networking obfuscation is on).
                 self.work(data.len());
+                if self.archive.obfuscating() {
+                    self.work(data.len());
+                }
                 self.report.records += 1;
                 self.report.bytes_emitted += data.len() as u64;
                 status::OK

@@ -113,7 +113,9 @@ pub async fn period(
     let (specs, failures) = agent::gather::load_modules_dir(&sandbox, &mdir, &config).unwrap();
     let api = Arc::new(agent::policy::Bridge::new(client, tokio::runtime::Handle::current()));
     let out = work.path().join("out");
-    let result = agent::gather::run_period(sandbox, api, specs, failures, &agent::gather::PeriodOptions::new(&out))
+    let mut opts = agent::gather::PeriodOptions::new(&out);
+    opts.obfuscate_networking = config.obfuscates_networking();
+    let result = agent::gather::run_period(sandbox, api, specs, failures, &opts)
         .await
         .expect("an archive is written");
     (result, work)
