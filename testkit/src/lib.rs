@@ -2,12 +2,16 @@
 //! the sample fixture cluster on the simulator, a raw HTTPS client, WAT guests, one period,
 //! and a periodic agent running in the test's runtime.
 //!
+//! [`planted`] builds a fixture cluster with planted sensitive values, for privacy tests.
+//!
 //! Test files that still say `mod common;` get all of this through `tests/common/mod.rs`,
 //! which re-exports this crate.
 
 use std::path::PathBuf;
 
 pub use gather_sim as sim;
+
+pub mod planted;
 use gather_sim::{SimConfig, SimHandle};
 
 /// `testdata/cluster/sample` in the source tree.
