@@ -141,6 +141,9 @@ async fn cluster_role_grants_exactly_what_the_default_gatherers_declare() {
             want.insert(needed(p));
         }
     }
+    // The host's own reads, not a gatherer's: the cluster base domain for networking
+    // obfuscation (`"obfuscation": ["networking"]`, agent/src/gather.rs BASE_DOMAIN_PATH).
+    want.insert(needed(&hostapi::Permission { method: "GET".into(), path: agent::gather::BASE_DOMAIN_PATH.into() }));
     let items = rendered().await;
     let role = items.iter().find(|i| i["kind"] == "ClusterRole").unwrap();
     let role: ClusterRole = serde_json::from_value(role.clone()).unwrap();

@@ -263,6 +263,107 @@ func EmitList(path, template string) (uint64, error) {
 	}
 }
 
+// Redaction is a redaction spec (ABI.md §5.14), built rule by rule: each rule applies an
+// action to what a JSON Pointer reaches in a record, where a "*" segment stands for every
+// element or member. The host applies it: the redacted values never need to enter the
+// gatherer.
+type Redaction struct {
+	rules []string
+}
+
+// NewRedaction is a Redaction with no rules.
+func NewRedaction() *Redaction { return &Redaction{} }
+
+func (r *Redaction) rule(action, pointer string, exceptProductKeys bool) *Redaction {
+	rule := action + " " + pointer
+	if exceptProductKeys {
+		rule += " except-product-keys"
+	}
+	r.rules = append(r.rules, rule)
+	return r
+}
+
+// Remove deletes the member or element.
+func (r *Redaction) Remove(pointer string) *Redaction { return r.rule("remove", pointer, false) }
+
+// Blank makes a string "" and any other value null.
+func (r *Redaction) Blank(pointer string) *Redaction { return r.rule("blank", pointer, false) }
+
+// Xout makes a string as many "x" as it has bytes; other values are left alone.
+func (r *Redaction) Xout(pointer string) *Redaction { return r.rule("xout", pointer, false) }
+
+// URL makes every character of a string but ".", "-", "/" and ":" an "x".
+func (r *Redaction) URL(pointer string) *Redaction { return r.rule("url", pointer, false) }
+
+// URLList treats a comma-separated list of URLs (or an array of them) as URL does each one.
+func (r *Redaction) URLList(pointer string) *Redaction { return r.rule("url-list", pointer, false) }
+
+// PEM keeps one empty certificate block per block of a value made only of PEM blocks.
+func (r *Redaction) PEM(pointer string) *Redaction { return r.rule("pem", pointer, false) }
+
+// BlankExceptProductKeys is Blank, except for members whose key (matched by the pointer's
+// last "*") contains "openshift.io/", "k8s.io/" or "kubernetes.io/".
+func (r *Redaction) BlankExceptProductKeys(pointer string) *Redaction {
+	return r.rule("blank", pointer, true)
+}
+
+// XoutExceptProductKeys is Xout, except for members whose key (matched by the pointer's last
+// "*") contains "openshift.io/", "k8s.io/" or "kubernetes.io/".
+func (r *Redaction) XoutExceptProductKeys(pointer string) *Redaction {
+	return r.rule("xout", pointer, true)
+}
+
+// Spec is the wire form: one rule per line.
+func (r *Redaction) Spec() string {
+	if r == nil {
+		return ""
+	}
+	return strings.Join(r.rules, "\n")
+}
+
+// NowMs is the host's clock, in milliseconds since the Unix epoch (for time-based rules such
+// as "pending for more than 2 minutes").
+func NowMs() int64 { return current().Now() }
+
+// RecordJSONRedacted is RecordJSON with r applied by the host before the record is written.
+// A refusal (bad name, duplicate, size cap) is a *HostError as for Record; a bad spec is
+// reported by the host and returned as a *HostError with BadArgument.
+func RecordJSONRedacted(name string, v any, r *Redaction) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("record %q: %w", name, err)
+	}
+	if code := current().RecordRedact(name, StripManagedFields(data), r.Spec()); code != OK {
+		return &HostError{Call: "record", Code: code}
+	}
+	return nil
+}
+
+// EmitListRedacted is EmitList with r applied by the host to every item before it is
+// written.
+func EmitListRedacted(path, template string, r *Redaction) (uint64, error) {
+	list, err := OpenList(path)
+	if err != nil {
+		return 0, err
+	}
+	defer list.Close()
+	if err := list.Redact(r); err != nil {
+		return 0, err
+	}
+	var emitted uint64
+	for {
+		more, err := list.advance()
+		if err != nil || !more {
+			return emitted, err
+		}
+		n := current().ListEmit(list.handle, AllItems, template)
+		if n < 0 {
+			return emitted, &HostError{Call: "list_emit", Code: n}
+		}
+		emitted += uint64(n)
+	}
+}
+
 // List is a list read page by page through the host, showing the gatherer only projections
 // of its items (ABI.md §5.13). Close it when done.
 type List struct {
@@ -281,6 +382,15 @@ func OpenList(path string, fields ...string) (*List, error) {
 		return nil, &HostError{Call: "list_open", Code: h}
 	}
 	return &List{handle: h, path: path, fields: fields, first: true}, nil
+}
+
+// Redact has the host apply r to every item Emit or EmitAll writes from now on (replacing an
+// earlier one; an empty one clears it).
+func (l *List) Redact(r *Redaction) error {
+	if code := current().ListRedact(l.handle, r.Spec()); code != OK {
+		return &HostError{Call: "list_redact", Code: code}
+	}
+	return nil
 }
 
 // Close frees the list's handle.
