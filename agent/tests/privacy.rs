@@ -266,3 +266,26 @@ async fn redaction_host_functions_work_from_wasm() {
     let errors = report.errors.clone().unwrap_or_default().join("\n");
     assert!(errors.contains("unknown action \"erase\"") && errors.contains("not JSON"), "{errors}");
 }
+
+/// The default gatherers on the planted cluster, with and without networking obfuscation:
+/// what they gather carries none of the planted secrets (and with obfuscation, no planted
+/// address or base domain), while the planted cluster is gathered (nodes, machines, config
+/// maps, machine configs and more are in the archive).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_gatherers_leak_nothing_io_anonymizes() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let planted = planted::write_cluster(fixtures.path());
+    let sim = common::start(common::sim::SimConfig::with_fixtures(fixtures.path())).await;
+    for networking in [false, true] {
+        let config: AgentConfig =
+            serde_json::from_str(if networking { r#"{"obfuscation": ["networking"]}"# } else { "{}" }).unwrap();
+        let (result, _work) = common::period(&sim, &common::built_gatherers(), config).await;
+        let records = common::records(&result.archive);
+        for prefix in ["config/node/", "config/machines/", "config/proxy.json", "config/infrastructure.json", "config/version.json"] {
+            assert!(records.keys().any(|k| k.starts_with(prefix)), "nothing under {prefix}: {:?}", records.keys().collect::<Vec<_>>());
+        }
+        let leaks = planted.leaks(&records, networking);
+        assert!(leaks.is_empty(), "networking={networking}: planted values leaked:\n{}", leaks.join("\n"));
+        assert_eq!(result.metadata.is_global_obfuscation_enabled, networking);
+    }
+}
