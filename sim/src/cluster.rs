@@ -162,10 +162,11 @@ impl Cluster {
     }
 
     /// Loads in-memory fixture files, (path relative to the fixture root, bytes), with the
-    /// rules of [`Cluster::load_dir`]: `*.json` only, path components starting with `.` or
-    /// `_` skipped, files taken in path order.
+    /// rules of [`Cluster::load_dir`]: `*.json` objects and `logs/<ns>/<pod>/<container>.log`
+    /// logs only, path components starting with `.` or `_` skipped, files taken in path order.
     pub fn load_files<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<Self, SimError> {
-        let (mut files, logs): (Vec<(&str, &[u8])>, Vec<(&str, &[u8])>) = files
+        type File<'a> = (&'a str, &'a [u8]);
+        let (mut files, logs): (Vec<File<'a>>, Vec<File<'a>>) = files
             .into_iter()
             .filter(|(path, _)| !path.split('/').any(|c| c.starts_with('.') || c.starts_with('_')))
             .filter(|(path, _)| path.ends_with(".json") || log_key(path).is_some())
@@ -518,15 +519,11 @@ fn flatten(value: Value, source: &str, out: &mut Vec<(Value, String)>) -> Result
         let Some(obj) = item.as_object_mut() else {
             return Err(SimError::Fixtures(format!("{item_source}: list item is not an object")));
         };
-        if !obj.contains_key("kind") {
-            if let Some(k) = &item_kind {
-                obj.insert("kind".into(), Value::String(k.clone()));
-            }
+        if let (false, Some(k)) = (obj.contains_key("kind"), &item_kind) {
+            obj.insert("kind".into(), Value::String(k.clone()));
         }
-        if !obj.contains_key("apiVersion") {
-            if let (Some(av), Some(_)) = (&list_api_version, &item_kind) {
-                obj.insert("apiVersion".into(), Value::String(av.clone()));
-            }
+        if let (false, Some(av), Some(_)) = (obj.contains_key("apiVersion"), &list_api_version, &item_kind) {
+            obj.insert("apiVersion".into(), Value::String(av.clone()));
         }
         flatten(item, &item_source, out)?;
     }
