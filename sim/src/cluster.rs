@@ -599,6 +599,58 @@ mod tests {
     }
 
     #[test]
+    fn event_times_follow_the_age_annotation() {
+        let now = time::macros::datetime!(2026-01-02 03:04:05.123456789 UTC);
+        let event = |age: &str, extra: Value| {
+            let mut e = json!({"apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": "e", "namespace": "ns", "creationTimestamp": "2020-01-01T00:00:00Z",
+                             "annotations": {AGE_ANNOTATION: age}},
+                "lastTimestamp": "2020-01-01T00:00:00Z", "firstTimestamp": "2020-01-01T00:00:00Z", "eventTime": null});
+            e.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            (e, "e.json".to_owned())
+        };
+        let c = Cluster::from_objects_at(vec![event("600", json!({}))], now).unwrap();
+        let v = c.objects(c.type_index("", "v1", "events").unwrap())[0].value();
+        assert_eq!(v["lastTimestamp"], "2026-01-02T02:54:05Z");
+        assert_eq!(v["firstTimestamp"], "2026-01-02T02:54:05Z");
+        assert_eq!(v["metadata"]["creationTimestamp"], "2026-01-02T02:54:05Z");
+        assert!(v["eventTime"].is_null(), "an unset eventTime stays unset");
+
+        let c = Cluster::from_objects_at(
+            vec![event("60", json!({"eventTime": "2020-01-01T00:00:00.000000Z", "series": {"count": 2, "lastObservedTime": "x"}}))],
+            now,
+        )
+        .unwrap();
+        let v = c.objects(c.type_index("", "v1", "events").unwrap())[0].value();
+        assert_eq!(v["eventTime"], "2026-01-02T03:03:05.123456Z");
+        assert_eq!(v["series"]["lastObservedTime"], "2026-01-02T03:03:05.123456Z");
+
+        let err = Cluster::from_objects_at(vec![event("soon", json!({}))], now).err().unwrap().to_string();
+        assert!(err.contains("e.json") && err.contains(AGE_ANNOTATION), "{err}");
+    }
+
+    #[test]
+    fn log_paths_and_logs_of_unknown_pods() {
+        assert_eq!(log_key("logs/ns/p/c.log"), Some(("ns".into(), "p".into(), "c".into(), false)));
+        assert_eq!(log_key("logs/ns/p/c.previous.log"), Some(("ns".into(), "p".into(), "c".into(), true)));
+        for bad in ["logs/ns/p/c.txt", "logs/ns/c.log", "logs/ns/p/x/c.log", "core/pods/ns/p.log", "logs/ns/p/.log"] {
+            assert_eq!(log_key(bad), None, "{bad}");
+        }
+        let files: Vec<(&str, &[u8])> = vec![
+            ("core/pods/ns/p.json", br#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ns"}}"#),
+            ("logs/ns/p/c.log", b"one\n"),
+            ("logs/ns/gone/c.log", b"two\n"),
+            ("logs/_skipped/p/c.log", b"three\n"),
+        ];
+        let c = Cluster::load_files(files).unwrap();
+        assert_eq!(c.container_log("ns", "p", "c", false).map(|b| &b[..]), Some(&b"one\n"[..]));
+        assert_eq!(c.container_log("ns", "p", "c", true), None);
+        assert!(c.container_log("ns", "gone", "c", false).is_some());
+        assert!(c.warnings.iter().any(|w| w.contains("logs/ns/gone/c.log")), "{:?}", c.warnings);
+        assert!(c.container_log("_skipped", "p", "c", false).is_none());
+    }
+
+    #[test]
     fn uids_are_stable_and_distinct() {
         assert_eq!(synthetic_uid("a"), synthetic_uid("a"));
         assert_ne!(synthetic_uid("a"), synthetic_uid("b"));
