@@ -263,21 +263,21 @@ fn pod_log<'a>(cluster: &Cluster, idx: usize, ns: &str, pod: &str, param: &impl 
     }
     // kube-apiserver validates PodLogOptions: 422 Invalid for a negative tail, a
     // non-positive byte limit or window.
-    let number = |key: &str, min: i64| -> Result<Option<i64>, Response> {
+    let number = |key: &str, min: i64| -> Result<Option<i64>, String> {
         match param(key).filter(|v| !v.is_empty()) {
             None => Ok(None),
             Some(v) => match v.parse::<i64>() {
                 Ok(n) if n >= min => Ok(Some(n)),
                 _ => {
                     let rule = if min == 0 { "greater than or equal to 0" } else { "greater than 0" };
-                    Err(failure(422, "Invalid", format!("PodLogOptions \"{pod}\" is invalid: {key}: Invalid value: {v}: must be {rule}"), None))
+                    Err(format!("PodLogOptions \"{pod}\" is invalid: {key}: Invalid value: {v}: must be {rule}"))
                 }
             },
         }
     };
     let (tail, limit) = match (number("tailLines", 0), number("limitBytes", 1), number("sinceSeconds", 1)) {
         (Ok(t), Ok(l), Ok(_since)) => (t, l),
-        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
+        (Err(m), _, _) | (_, Err(m), _) | (_, _, Err(m)) => return failure(422, "Invalid", m, None),
     };
     let previous = matches!(param("previous"), Some("true") | Some("1"));
     let text = match cluster.container_log(ns, pod, &container, previous) {
@@ -345,11 +345,11 @@ fn encode_continue(rv: u64, last: &StoredObject) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).unwrap_or_default())
 }
 
-fn gone(message: String) -> Response {
-    failure(410, "Expired", message, None)
+fn gone(message: String) -> Box<Response> {
+    Box::new(failure(410, "Expired", message, None))
 }
 
-fn decode_continue(token: &str, cluster_rv: u64, ttl: Duration) -> Result<ContinueToken, Response> {
+fn decode_continue(token: &str, cluster_rv: u64, ttl: Duration) -> Result<ContinueToken, Box<Response>> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token.trim_end_matches('='))
         .map_err(|_| gone("the provided continue parameter is not valid (not a token this server issued); start a new list without it".into()))?;
@@ -399,7 +399,7 @@ fn list<'a>(
     if let Some(token) = param("continue").filter(|t| !t.is_empty()) {
         let token = match decode_continue(token, cluster.resource_version, state.continue_ttl) {
             Ok(t) => t,
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         };
         let after = (token.ns.as_str(), token.name.as_str());
         lo = lo.max(objects.partition_point(|o| o.sort_key() <= after));

@@ -162,10 +162,11 @@ impl Cluster {
     }
 
     /// Loads in-memory fixture files, (path relative to the fixture root, bytes), with the
-    /// rules of [`Cluster::load_dir`]: `*.json` only, path components starting with `.` or
-    /// `_` skipped, files taken in path order.
+    /// rules of [`Cluster::load_dir`]: `*.json` objects and `logs/<ns>/<pod>/<container>.log`
+    /// logs only, path components starting with `.` or `_` skipped, files taken in path order.
     pub fn load_files<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<Self, SimError> {
-        let (mut files, logs): (Vec<(&str, &[u8])>, Vec<(&str, &[u8])>) = files
+        type File<'a> = (&'a str, &'a [u8]);
+        let (mut files, logs): (Vec<File<'a>>, Vec<File<'a>>) = files
             .into_iter()
             .filter(|(path, _)| !path.split('/').any(|c| c.starts_with('.') || c.starts_with('_')))
             .filter(|(path, _)| path.ends_with(".json") || log_key(path).is_some())
@@ -518,15 +519,11 @@ fn flatten(value: Value, source: &str, out: &mut Vec<(Value, String)>) -> Result
         let Some(obj) = item.as_object_mut() else {
             return Err(SimError::Fixtures(format!("{item_source}: list item is not an object")));
         };
-        if !obj.contains_key("kind") {
-            if let Some(k) = &item_kind {
-                obj.insert("kind".into(), Value::String(k.clone()));
-            }
+        if let (false, Some(k)) = (obj.contains_key("kind"), &item_kind) {
+            obj.insert("kind".into(), Value::String(k.clone()));
         }
-        if !obj.contains_key("apiVersion") {
-            if let (Some(av), Some(_)) = (&list_api_version, &item_kind) {
-                obj.insert("apiVersion".into(), Value::String(av.clone()));
-            }
+        if let (false, Some(av), Some(_)) = (obj.contains_key("apiVersion"), &list_api_version, &item_kind) {
+            obj.insert("apiVersion".into(), Value::String(av.clone()));
         }
         flatten(item, &item_source, out)?;
     }
@@ -599,6 +596,58 @@ mod tests {
         assert_eq!(c.objects(ns)[0].name, "team-a");
         assert!(c.type_index("example.com", "v1", "widgets").is_some());
         assert!(c.warnings.iter().any(|w| w.contains("Widget")));
+    }
+
+    #[test]
+    fn event_times_follow_the_age_annotation() {
+        let now = time::macros::datetime!(2026-01-02 03:04:05.123456789 UTC);
+        let event = |age: &str, extra: Value| {
+            let mut e = json!({"apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": "e", "namespace": "ns", "creationTimestamp": "2020-01-01T00:00:00Z",
+                             "annotations": {AGE_ANNOTATION: age}},
+                "lastTimestamp": "2020-01-01T00:00:00Z", "firstTimestamp": "2020-01-01T00:00:00Z", "eventTime": null});
+            e.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            (e, "e.json".to_owned())
+        };
+        let c = Cluster::from_objects_at(vec![event("600", json!({}))], now).unwrap();
+        let v = c.objects(c.type_index("", "v1", "events").unwrap())[0].value();
+        assert_eq!(v["lastTimestamp"], "2026-01-02T02:54:05Z");
+        assert_eq!(v["firstTimestamp"], "2026-01-02T02:54:05Z");
+        assert_eq!(v["metadata"]["creationTimestamp"], "2026-01-02T02:54:05Z");
+        assert!(v["eventTime"].is_null(), "an unset eventTime stays unset");
+
+        let c = Cluster::from_objects_at(
+            vec![event("60", json!({"eventTime": "2020-01-01T00:00:00.000000Z", "series": {"count": 2, "lastObservedTime": "x"}}))],
+            now,
+        )
+        .unwrap();
+        let v = c.objects(c.type_index("", "v1", "events").unwrap())[0].value();
+        assert_eq!(v["eventTime"], "2026-01-02T03:03:05.123456Z");
+        assert_eq!(v["series"]["lastObservedTime"], "2026-01-02T03:03:05.123456Z");
+
+        let err = Cluster::from_objects_at(vec![event("soon", json!({}))], now).err().unwrap().to_string();
+        assert!(err.contains("e.json") && err.contains(AGE_ANNOTATION), "{err}");
+    }
+
+    #[test]
+    fn log_paths_and_logs_of_unknown_pods() {
+        assert_eq!(log_key("logs/ns/p/c.log"), Some(("ns".into(), "p".into(), "c".into(), false)));
+        assert_eq!(log_key("logs/ns/p/c.previous.log"), Some(("ns".into(), "p".into(), "c".into(), true)));
+        for bad in ["logs/ns/p/c.txt", "logs/ns/c.log", "logs/ns/p/x/c.log", "core/pods/ns/p.log", "logs/ns/p/.log"] {
+            assert_eq!(log_key(bad), None, "{bad}");
+        }
+        let files: Vec<(&str, &[u8])> = vec![
+            ("core/pods/ns/p.json", br#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ns"}}"#),
+            ("logs/ns/p/c.log", b"one\n"),
+            ("logs/ns/gone/c.log", b"two\n"),
+            ("logs/_skipped/p/c.log", b"three\n"),
+        ];
+        let c = Cluster::load_files(files).unwrap();
+        assert_eq!(c.container_log("ns", "p", "c", false).map(|b| &b[..]), Some(&b"one\n"[..]));
+        assert_eq!(c.container_log("ns", "p", "c", true), None);
+        assert!(c.container_log("ns", "gone", "c", false).is_some());
+        assert!(c.warnings.iter().any(|w| w.contains("logs/ns/gone/c.log")), "{:?}", c.warnings);
+        assert!(c.container_log("_skipped", "p", "c", false).is_none());
     }
 
     #[test]

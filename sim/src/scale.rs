@@ -100,7 +100,7 @@ fn app_name(i: u32) -> String {
 
 fn namespace_name(k: u32) -> String {
     // Half the namespaces look like platform namespaces, as on an OpenShift cluster.
-    if k % 2 == 0 { format!("openshift-sim-{k}") } else { format!("sim-tenant-{k}") }
+    if k.is_multiple_of(2) { format!("openshift-sim-{k}") } else { format!("sim-tenant-{k}") }
 }
 
 /// Whether synthetic pod `i` is unhealthy (about 2%): crash-looping with restarts.

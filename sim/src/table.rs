@@ -128,7 +128,8 @@ pub fn table(rt: &ResourceType, objects: &[Value], list_meta: Value) -> Value {
     }
     let name_col = col("Name", "string", "name", "Name must be unique within a namespace.");
     let age_col = col("Age", "string", "", "CreationTimestamp is the time the object was created.");
-    let (columns, extra): (Vec<Value>, fn(&Value) -> Vec<Value>) = match (rt.group.as_str(), rt.plural.as_str()) {
+    type Cells = fn(&Value) -> Vec<Value>;
+    let (columns, extra): (Vec<Value>, Cells) = match (rt.group.as_str(), rt.plural.as_str()) {
         ("", "nodes") => (
             vec![name_col, col("Status", "string", "", "The status of the node"), col("Roles", "string", "", "The roles of the node"), age_col, col("Version", "string", "", "Kubelet Version reported by the node.")],
             node_cells,

@@ -135,7 +135,7 @@ async fn label_and_field_selectors() {
     let f = |s: &str| format!("/api/v1/nodes?fieldSelector={}", urlencode(s));
     let first = common::fixture_names("Node")[0].clone();
     let (_, _, by_name) = common::get_json(&sim, &f(&format!("metadata.name={first}"))).await;
-    assert_eq!(names(&by_name), [first.clone()]);
+    assert_eq!(names(&by_name), std::slice::from_ref(&first));
     let (_, _, not_name) = common::get_json(&sim, &f(&format!("metadata.name!={first}"))).await;
     assert!(!names(&not_name).contains(&first));
     let (_, _, in_ns) = common::get_json(&sim, &format!("/api/v1/pods?fieldSelector={}", urlencode("metadata.namespace=sample-app"))).await;

@@ -19,9 +19,11 @@ sample record. Besides the objects it writes the container logs behind the sampl
 records to logs/<namespace>/<pod>/<container>.log.
 """
 
+import base64
 import copy
 import json
 import os
+import re
 import shutil
 import sys
 import urllib.parse
@@ -1037,8 +1039,8 @@ def add_crds(store):
 # logs/<namespace>/<pod>/<container>.log (testdata/README.md, "Container logs").
 LOGS = {}
 
-# A fixed "now" for objects that must look recent: events carry an age instead
-# (the simulator rewrites their timestamps at load, see testdata/README.md).
+# Events that must look recent carry an age instead of fixed times: the simulator sets
+# their timestamps to load time minus the age (testdata/README.md, "Times relative to load").
 AGE = "gather-agent.test/age-seconds"
 
 
@@ -1225,7 +1227,6 @@ def fake_pem(seed, blocks=1, label="CERTIFICATE"):
     out = []
     for b in range(blocks):
         data = b"".join(uuid.uuid5(UID_NS, "pem/%s/%d/%d" % (seed, b, i)).bytes for i in range(24))
-        import base64
         text = base64.b64encode(data).decode()
         out.append("-----BEGIN %s-----\n" % label)
         out += [text[i:i + 64] + "\n" for i in range(0, len(text), 64)]
@@ -1301,7 +1302,6 @@ def to_yaml(v, indent=0):
 
 
 def add_secrets(store, root):
-    import base64
     b64 = lambda s: base64.b64encode(s.encode()).decode()
     sup = read_json(os.path.join(root, "config/secrets/openshift-config/support/data.json"))
     store.add({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
@@ -1312,7 +1312,6 @@ def add_secrets(store, root):
     am = read_text(os.path.join(root, "config/secrets/openshift-monitoring/alertmanager-main/data.json"))
     # IO x-es out receiver secrets; give them values of the same length, so IO's output
     # equals the record again.
-    import re
     am = re.sub(r'"(x{3,})"', lambda m: '"%s"' % ("synthetic-secret-" * 8)[:len(m.group(1))], am)
     store.add({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                "metadata": {"name": "alertmanager-main", "namespace": "openshift-monitoring",
@@ -1684,7 +1683,6 @@ def add_ingress_certs(store, root):
     openshift-ingress-operator/router-ca and openshift-ingress/router-certs-default, and of
     every IngressController's spec.defaultCertificate (in openshift-ingress-operator and
     openshift-ingress), and lists which controllers use which certificate."""
-    import base64
     recs = read_json(os.path.join(root, "aggregated/ingress_controllers_certs.json"))
     pems = {"router-ca": ROUTER_CA_PEM, "router-certs-default": ROUTER_CERTS_DEFAULT_PEM}
     for rec in recs:
