@@ -190,7 +190,9 @@ fn ingresscontroller(version: &str) -> (String, Vec<u8>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn periods_from_the_simulator() {
     let sim = common::start_sample().await;
-    let gatherers = common::built_gatherers();
+    // Not `events`: its records carry times relative to when the cluster was loaded, which
+    // moves between these periods and would make the goldens depend on the clock.
+    let gatherers: Vec<_> = common::built_gatherers().into_iter().filter(|(n, _)| n != "events.wasm").collect();
     let modules = |version: &str| {
         let mut m = gatherers.clone();
         m.push(ingresscontroller(version));
@@ -227,7 +229,8 @@ async fn periods_from_the_simulator() {
 
     // A failing gatherer stands out: marker, count, and its error.
     let mut failed = inspect::summary(&c).unwrap();
-    assert_eq!(failed.failed(), 1);
+    // Both gatherers that read nodes (nodes, and machineconfigs for the configs in use).
+    assert_eq!(failed.failed(), 2);
     let text = ok(&[c_str]);
     assert_eq!(text, render::summary_text(&failed, &style));
     assert!(text.lines().any(|l| l.starts_with("! nodes ")), "{text}");
@@ -292,8 +295,9 @@ async fn periods_from_the_simulator() {
     assert!(node_change["fields"].as_array().unwrap().contains(&json!({
         "path": ".status.conditions[type=Ready].status", "old": "True", "new": "False"
     })));
+    // A non-product label's value is x-ed out by the host, as IO does: the change shows, not the value.
     assert!(node_change["fields"].as_array().unwrap().contains(&json!({
-        "path": r#".metadata.labels["example.com/pool"]"#, "new": "gpu"
+        "path": r#".metadata.labels["example.com/pool"]"#, "new": "xxx"
     })));
     assert_eq!(node_change["ignored"], json!(3), "resourceVersion, lastHeartbeatTime, lastTransitionTime");
     assert_eq!(dj["gatherers"], json!([{
@@ -328,7 +332,7 @@ async fn periods_from_the_simulator() {
     let html = std::fs::read_to_string(&html_path).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
     assert!(html.contains("<svg") && html.contains("<polyline") && html.contains("nodes: "));
-    assert_eq!(html.matches("(failed)</title>").count(), 1, "one failed run is marked on the chart");
+    assert_eq!(html.matches("(failed)</title>").count(), 2, "the failed runs (nodes, machineconfigs) are marked on the chart");
     for g in &t_names(&tj) {
         assert!(html.contains(g.as_str()), "{g} in the report");
     }

@@ -1,6 +1,7 @@
 ;; A gatherer written in WebAssembly text, from hostapi/ABI.md alone (no SDK):
 ;; it proves the ABI document is enough to write a gatherer in any language.
-;; It records the default IngressController where the Insights Operator puts it.
+;; It records the default IngressController as the API serves it (the clusteroperators
+;; gatherer writes IO's trimmed form under config/clusteroperator/).
 (module
   (import "gather" "log" (func $log (param i32 i32 i32) (result i32)))
   (import "gather" "request" (func $request (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
@@ -14,8 +15,8 @@
   (data (i32.const 0) "GET")
   ;; [16, 111) = 95 bytes
   (data (i32.const 16) "/apis/operator.openshift.io/v1/namespaces/openshift-ingress-operator/ingresscontrollers/default")
-  ;; [256, 358) = 102 bytes
-  (data (i32.const 256) "config/clusteroperator/operator.openshift.io/ingresscontroller/openshift-ingress-operator/default.json")
+  ;; [256, 320) = 64 bytes
+  (data (i32.const 256) "config/ingresscontroller/openshift-ingress-operator/default.json")
   ;; [512, 553) = 41 bytes
   (data (i32.const 512) "ingresscontroller: unexpected HTTP status")
   (func (export "gather_abi_version_1"))
@@ -46,8 +47,8 @@
         (local.set $total (i32.add (local.get $total) (local.get $n)))
         (br $more)))
     (drop (call $close (local.get $h)))
-    (if (i32.lt_s (call $record (i32.const 256) (i32.const 102) (i32.const 65536) (local.get $total)) (i32.const 0))
+    (if (i32.lt_s (call $record (i32.const 256) (i32.const 64) (i32.const 65536) (local.get $total)) (i32.const 0))
       (then (return (i32.const 2))))
     (i32.const 0))
-  (@custom "gather.manifest" "{\"name\":\"ingresscontroller\",\"version\":\"1.0.0\",\"abi\":1,\"description\":\"Default IngressController (config/clusteroperator/operator.openshift.io/ingresscontroller/...)\",\"permissions\":[\"GET /apis/operator.openshift.io/v1/namespaces/openshift-ingress-operator/ingresscontrollers/default\"]}")
+  (@custom "gather.manifest" "{\"name\":\"ingresscontroller\",\"version\":\"1.0.0\",\"abi\":1,\"description\":\"Default IngressController, whole (config/ingresscontroller/...)\",\"permissions\":[\"GET /apis/operator.openshift.io/v1/namespaces/openshift-ingress-operator/ingresscontrollers/default\"]}")
 )
