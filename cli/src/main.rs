@@ -219,9 +219,29 @@ pub(crate) fn embedded_modules() -> Vec<agent::loader::ModuleSource> {
         .collect()
 }
 
+/// The build script's git lookup, compiled here too so that its fallback is tested.
+#[cfg(test)]
+mod git_commit {
+    include!("git_commit.rs");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Outside a git work tree (a source tarball), the commit is unknown rather than a build
+    /// failure; inside one, it is HEAD's 40 hex digits and the build watches HEAD.
+    #[test]
+    fn git_commit_has_a_fallback() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(git_commit::git_commit(dir.path()), None);
+        assert!(git_commit::git_watch(dir.path()).is_empty());
+        let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        if let Some(commit) = git_commit::git_commit(here) {
+            assert_eq!(commit.len(), 40);
+            assert!(git_commit::git_watch(here).iter().any(|f| f.ends_with("HEAD")));
+        }
+    }
 
     /// The operator image's build (`--no-default-features`) names what is left out and why.
     #[test]
