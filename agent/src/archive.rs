@@ -246,6 +246,8 @@ pub struct ArchiveWriter {
     records: AtomicU64,
     /// The `config/id` record, kept for the upload's User-Agent (as IO sends the cluster id).
     cluster_id: Mutex<Option<String>>,
+    /// Networking obfuscation of every record's data and name, when enabled.
+    obfuscator: Option<crate::obfuscate::Obfuscator>,
 }
 
 impl ArchiveWriter {
@@ -281,7 +283,20 @@ impl ArchiveWriter {
             bytes: AtomicU64::new(0),
             records: AtomicU64::new(0),
             cluster_id: Mutex::new(None),
+            obfuscator: None,
         })
+    }
+
+    /// Passes every record (data and name) through `obfuscator` from now on: no host function
+    /// and no module writes around it.
+    pub fn with_obfuscator(mut self, obfuscator: crate::obfuscate::Obfuscator) -> Self {
+        self.obfuscator = Some(obfuscator);
+        self
+    }
+
+    /// Whether records are obfuscated (the extra host work a record costs).
+    pub fn obfuscating(&self) -> bool {
+        self.obfuscator.is_some()
     }
 
     /// Adds one record.
@@ -296,6 +311,14 @@ impl ArchiveWriter {
     /// All checks and the write happen under one lock, so concurrent callers cannot both
     /// pass the checks with clashing names.
     pub fn add(&self, name: &str, data: &[u8]) -> Result<(), RecordError> {
+        let obfuscated;
+        let (name, data) = match &self.obfuscator {
+            Some(o) => {
+                obfuscated = (o.name(name), o.bytes(data));
+                (obfuscated.0.as_str(), obfuscated.1.as_slice())
+            }
+            None => (name, data),
+        };
         validate_name(name).map_err(|source| RecordError::BadName { name: name.to_owned(), source })?;
         let size = data.len() as u64;
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);

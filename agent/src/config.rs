@@ -39,6 +39,17 @@ pub struct AgentConfig {
     /// `gather-agent run` settings (each can also be a flag or an environment variable;
     /// flags win, then the environment, then this file).
     pub run: RunSettings,
+    /// What the host obfuscates in every record, as the Insights Operator's
+    /// `dataReporting.obfuscation` (`["networking"]`: IP addresses and the base domain).
+    pub obfuscation: Vec<Obfuscation>,
+}
+
+/// A kind of obfuscation the host applies to every record of an archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Obfuscation {
+    /// IPv4/IPv6 addresses and the cluster base domain (`crate::obfuscate`).
+    Networking,
 }
 
 /// Settings of the periodic agent that may live in the config file.
@@ -85,6 +96,7 @@ impl Default for AgentConfig {
             concurrency: 4,
             archive_max_bytes: hostapi::abi::limits::ARCHIVE_BYTES,
             run: RunSettings::default(),
+            obfuscation: Vec::new(),
         }
     }
 }
@@ -179,6 +191,11 @@ impl AgentConfig {
         Ok(limits)
     }
 
+    /// Whether `"obfuscation": ["networking"]` is set.
+    pub fn obfuscates_networking(&self) -> bool {
+        self.obfuscation.contains(&Obfuscation::Networking)
+    }
+
     /// The settings for `module` (defaults when not configured).
     pub fn module(&self, module: &str) -> ModuleSettings {
         self.modules.get(module).cloned().unwrap_or_default()
@@ -247,6 +264,14 @@ mod tests {
         let cfg: AgentConfig = serde_json::from_str(r#"{"run": {"indexUrl": "http://x/index.json", "period": "2h"}}"#).unwrap();
         assert_eq!(cfg.run.period.as_deref(), Some("2h"));
         assert!(serde_json::from_str::<AgentConfig>(r#"{"run": {"perod": "2h"}}"#).is_err());
+    }
+
+    #[test]
+    fn obfuscation_takes_networking_only() {
+        let cfg: AgentConfig = serde_json::from_str(r#"{"obfuscation": ["networking"]}"#).unwrap();
+        assert!(cfg.obfuscates_networking());
+        assert!(!AgentConfig::default().obfuscates_networking());
+        assert!(serde_json::from_str::<AgentConfig>(r#"{"obfuscation": ["workload"]}"#).is_err());
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct PeriodOptions {
     pub warnings: Vec<String>,
     /// Which module set produced the archive (filled by the update loop).
     pub module_set: Option<serde_json::Value>,
+    /// Networking obfuscation of every record (agent config `"obfuscation": ["networking"]`).
+    pub obfuscate_networking: bool,
 }
 
 impl PeriodOptions {
@@ -45,6 +47,7 @@ impl PeriodOptions {
             process_started: Instant::now(),
             warnings: Vec::new(),
             module_set: None,
+            obfuscate_networking: false,
         }
     }
 }
@@ -112,6 +115,7 @@ fn to_report(manifest: &hostapi::Manifest, sha256: &str, outcome: RunOutcome) ->
         bytes_emitted: outcome.report.bytes_emitted,
         error_kind: error_kind.map(|k| k.as_str().to_owned()),
         exit_code,
+        reproduces: manifest.reproduces.clone(),
     }
 }
 
@@ -154,7 +158,20 @@ pub async fn run_jobs(
 ) -> Result<PeriodResult, ArchiveError> {
     let started_at = time::OffsetDateTime::now_utc();
     let started = Instant::now();
-    let writer = Arc::new(ArchiveWriter::create(&opts.out_dir, started_at, opts.archive_max_bytes)?);
+    let mut writer = ArchiveWriter::create(&opts.out_dir, started_at, opts.archive_max_bytes)?;
+    let mut agent_warnings = opts.warnings.clone();
+    if opts.obfuscate_networking {
+        let lookup = api.clone();
+        let (domain, warning) = tokio::task::spawn_blocking(move || base_domain(lookup.as_ref()))
+            .await
+            .unwrap_or_else(|e| (None, Some(format!("networking obfuscation: reading the base domain failed: {e}"))));
+        if let Some(w) = warning {
+            tracing::warn!("{w}");
+            agent_warnings.push(w);
+        }
+        writer = writer.with_obfuscator(crate::obfuscate::Obfuscator::new(domain.as_deref()));
+    }
+    let writer = Arc::new(writer);
     let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut tasks = Vec::new();
     let period_span = tracing::Span::current();
@@ -222,14 +239,14 @@ pub async fn run_jobs(
         status_reports: reports,
         memory_alloc_bytes: archive::current_rss_bytes(),
         uptime_seconds: opts.process_started.elapsed().as_secs_f64(),
-        is_global_obfuscation_enabled: false,
+        is_global_obfuscation_enabled: opts.obfuscate_networking,
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         started: rfc3339(started_at),
         finished: rfc3339(finished_at),
         duration_in_ms: started.elapsed().as_millis() as u64,
         peak_rss_bytes: archive::peak_rss_bytes(),
         module_set: opts.module_set.clone(),
-        warnings: opts.warnings.clone(),
+        warnings: agent_warnings,
     };
     fit_metadata(&mut metadata, GATHERS_JSON_BYTES);
     // Every task holding a clone has been awaited above, so this is the last reference.
@@ -241,6 +258,31 @@ pub async fn run_jobs(
         .await
         .map_err(|e| ArchiveError::Write { path: out_dir, source: std::io::Error::other(e.to_string()) })??;
     Ok(PeriodResult { archive, metadata, cluster_id })
+}
+
+/// Where the host reads the cluster base domain for networking obfuscation (as IO's
+/// `utils.GetClusterBaseDomain`): an explicit host permission, `get dnses` in the ClusterRole.
+pub const BASE_DOMAIN_PATH: &str = "/apis/config.openshift.io/v1/dnses/cluster";
+
+/// The cluster base domain (`spec.baseDomain` of [`BASE_DOMAIN_PATH`]), read with the host's
+/// own client; when it cannot be had, a warning saying only addresses are obfuscated.
+fn base_domain(api: &dyn Api) -> (Option<String>, Option<String>) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    let note = |why: String| format!("networking obfuscation: cannot read the cluster base domain ({why}); only IP addresses are obfuscated");
+    match api.send("gather-agent", &hostapi::Request::get(BASE_DOMAIN_PATH), 1 << 20, deadline) {
+        Ok(r) if r.is_success() => {
+            let domain = serde_json::from_slice::<serde_json::Value>(&r.body)
+                .ok()
+                .and_then(|v| v.pointer("/spec/baseDomain").and_then(serde_json::Value::as_str).map(str::to_owned))
+                .filter(|d| crate::obfuscate::Obfuscator::new(Some(d)).base_domain().is_some());
+            match domain {
+                Some(d) => (Some(d), None),
+                None => (None, Some(note(format!("GET {BASE_DOMAIN_PATH}: no usable spec.baseDomain")))),
+            }
+        }
+        Ok(r) => (None, Some(note(format!("GET {BASE_DOMAIN_PATH}: HTTP {}", r.status)))),
+        Err(e) => (None, Some(note(format!("GET {BASE_DOMAIN_PATH}: {e}")))),
+    }
 }
 
 /// Trims `metadata` until `gathers.json` fits in `cap` bytes: every report keeps fewer and

@@ -27,6 +27,12 @@
 //! - [`publish`]: turn a modules directory into a static, content-addressed site.
 //! - [`serve`]: a static server for sites, with strong ETags and 304s.
 //! - [`redact`]: how URLs are shown: userinfo and query values hidden, everywhere.
+//! - [`redaction`]: redaction specs (remove, blank, x out, URL-anonymize JSON values by
+//!   pointer), applied by `list_redact`/`record_redact` and by [`anonymize`].
+//! - [`anonymize`]: the Insights Operator's always-on anonymization, per API resource, applied
+//!   to every response before a gatherer sees it.
+//! - [`obfuscate`]: opt-in networking obfuscation (IP addresses, the cluster base domain) of
+//!   every record the archive writes.
 //! - [`state`]: the state dir: lock, content-addressed module cache, last accepted index.
 //! - [`status`]: what the agent is doing, persisted as `status.json`.
 //! - [`run`]: the periodic agent: activate staged sets at period start, gather, archive; the
@@ -52,6 +58,9 @@ pub mod pdk;
 pub mod policy;
 pub mod publish;
 pub mod redact;
+pub mod redaction;
+pub mod anonymize;
+pub mod obfuscate;
 pub mod retention;
 pub mod run;
 pub mod sandbox;

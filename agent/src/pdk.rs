@@ -18,7 +18,7 @@ use crate::policy::{self, BridgeError, Decision, ModulePolicy};
 use crate::limits::{GuestLimiter, Limits};
 use crate::text;
 
-mod list;
+pub(crate) mod list;
 
 /// Something that can answer a gatherer's allowed requests (the kube bridge, or a fake).
 pub trait Api: Send + Sync {
@@ -112,6 +112,8 @@ struct OpenList {
     path: String,
     fields: list::Fields,
     strip_managed_fields: bool,
+    /// The guest's redaction spec (`list_redact`), applied to every item `list_emit` writes.
+    redaction: Option<crate::redaction::Spec>,
     /// The current page's items; empty unless the page was a 2xx list.
     items: Vec<Box<serde_json::value::RawValue>>,
     /// Whether the current page was a 2xx list (so `list_emit` has items to emit).
@@ -330,14 +332,29 @@ impl HostState {
             Decision::Allow => {
                 let deadline = self.deadline.min(Instant::now() + self.limits.request_timeout());
                 let cap = self.limits.response_bytes.min(left);
-                self.api.send(&self.gatherer, req, cap, deadline).map_err(|e| {
+                // A resource the Insights Operator anonymizes is always asked for as JSON (the
+                // guest's `Accept` could ask for YAML, protobuf or a Table the rules cannot read).
+                let anonymize = if req.method == "GET" { crate::anonymize::spec_for_path(&req.path) } else { None };
+                let plain;
+                let req = match anonymize {
+                    Some(_) if !req.headers.is_empty() => {
+                        plain = Request { headers: Vec::new(), ..req.clone() };
+                        &plain
+                    }
+                    _ => req,
+                };
+                let sent = self.api.send(&self.gatherer, req, cap, deadline).map_err(|e| {
                     if matches!(e, BridgeError::TooLarge { .. }) && cap < self.limits.response_bytes {
                         self.report.error(self.handle_budget_note(&req.method, &path));
                         return status::LIMIT;
                     }
                     self.report.error(format!("{} {path}: {e}", req.method));
                     e.status()
-                })
+                });
+                match (sent, anonymize) {
+                    (Ok(r), Some(spec)) if r.is_success() => self.anonymize(r, spec, &path),
+                    (other, _) => other,
+                }
             }
         };
         if let Ok(r) = &response {
@@ -353,6 +370,73 @@ impl HostState {
             self.held_bytes(),
             self.limits.handle_bytes
         )
+    }
+
+    /// A 2xx response of a resource the Insights Operator anonymizes, with the host's rules
+    /// applied ([`crate::anonymize`]) before the guest sees any of it. A body the rules cannot
+    /// read is never handed over.
+    fn anonymize(&mut self, mut response: Response, spec: &crate::redaction::Spec, path: &str) -> Result<Response, i32> {
+        self.work(response.body.len());
+        match spec.apply(&response.body) {
+            Ok(body) => {
+                self.work(body.len());
+                response.body = body;
+                Ok(response)
+            }
+            Err(e) => {
+                self.report.error(format!("GET {path}: the response cannot be anonymized, so it is withheld: {e}"));
+                Err(status::UNAVAILABLE)
+            }
+        }
+    }
+
+    /// `list_redact`: attaches a redaction spec to an open list; every item `list_emit` writes
+    /// afterwards has it applied. An empty spec clears it. See ABI.md §5.14.
+    pub fn list_redact(&mut self, handle: i32, spec: &str) -> i32 {
+        self.work(spec.len());
+        let parsed = match crate::redaction::Spec::parse(spec) {
+            Ok(p) => p,
+            Err(e) => {
+                self.report.error(format!("list_redact: {e}"));
+                return status::BAD_ARGUMENT;
+            }
+        };
+        let Some(Handle::List(open)) = self.handles.get_mut(&handle) else { return status::BAD_HANDLE };
+        open.redaction = (!parsed.is_empty()).then_some(parsed);
+        status::OK
+    }
+
+    /// `record_redact`: like `record`, but `data` must be JSON and `spec` is applied to it
+    /// before it is written. See ABI.md §5.14.
+    pub fn record_redact(&mut self, name: &str, data: &[u8], spec: &str) -> i32 {
+        self.work(spec.len());
+        let parsed = match crate::redaction::Spec::parse(spec) {
+            Ok(p) => p,
+            Err(e) => {
+                self.report.error(format!("record {} refused: {e}", text::quote(name)));
+                return status::BAD_ARGUMENT;
+            }
+        };
+        if hostapi::record::validate_name(name).is_err() {
+            // `record` reports the rule the name breaks.
+            return self.record(name, data);
+        }
+        self.work(data.len());
+        match parsed.apply(data) {
+            Ok(redacted) => {
+                self.work(redacted.len());
+                self.record(name, &redacted)
+            }
+            Err(e) => {
+                self.report.error(format!("record {} refused: {e}", text::quote(name)));
+                status::BAD_ARGUMENT
+            }
+        }
+    }
+
+    /// `now`: milliseconds since the Unix epoch, by the host's clock.
+    pub fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
     }
 
     fn open(&mut self, handle: Handle) -> i32 {
@@ -435,8 +519,12 @@ impl HostState {
         let result = self.archive.add(name, data);
         match result {
             Ok(()) => {
-                // Compressed into the archive: host work the guest pays for.
+                // Compressed into the archive: host work the guest pays for (scanned once more
+                // when networking obfuscation is on).
                 self.work(data.len());
+                if self.archive.obfuscating() {
+                    self.work(data.len());
+                }
                 self.report.records += 1;
                 self.report.bytes_emitted += data.len() as u64;
                 status::OK
@@ -475,6 +563,7 @@ impl HostState {
             path: path.to_owned(),
             fields,
             strip_managed_fields: flags & abi_list::STRIP_MANAGED_FIELDS != 0,
+            redaction: None,
             items: Vec::new(),
             listed: false,
             next: None,
@@ -581,13 +670,21 @@ impl HostState {
             _ => return status::BAD_ARGUMENT,
         };
         let strip = open.strip_managed_fields;
+        let redaction = open.redaction.take();
         // Borrowed out while records are written (which needs `self`), then put back.
         let items = std::mem::take(&mut open.items);
         let mut accepted = 0;
         let mut last = status::OK;
         for item in &items[range] {
-            let (data, meta) = list::render_item(item, strip);
+            let (mut data, meta) = list::render_item(item, strip);
             self.work(data.len());
+            if let Some(spec) = &redaction {
+                // The item was valid JSON in the page, and so is what `render_item` made of it.
+                if let Ok(redacted) = spec.apply(&data) {
+                    data = redacted;
+                    self.work(data.len());
+                }
+            }
             last = match tpl.expand(&meta) {
                 Ok(expanded) => {
                     let code = self.record(&expanded.name, &data);
@@ -606,6 +703,7 @@ impl HostState {
         }
         if let Some(Handle::List(open)) = self.handles.get_mut(&handle) {
             open.items = items;
+            open.redaction = redaction;
         }
         if index == abi_list::ALL_ITEMS { accepted } else { last }
     }
@@ -895,6 +993,73 @@ pub fn linker(engine: &wasmi::Engine) -> Linker<HostState> {
         })
         .expect("list_emit is defined once");
     linker
+        .func_wrap(m, "list_redact", |mut caller: Caller<'_, HostState>, h: i32, sp: i32, sl: i32| -> i32 {
+            let spec = match read_spec(&caller, sp, sl) {
+                Ok(s) => s,
+                Err(code) => return refuse_spec(&mut caller, code, sl),
+            };
+            let code = caller.data_mut().list_redact(h, &spec);
+            charge_work(&mut caller);
+            code
+        })
+        .expect("list_redact is defined once");
+    linker
+        .func_wrap(
+            m,
+            "record_redact",
+            |mut caller: Caller<'_, HostState>, np: i32, nl: i32, dp: i32, dl: i32, sp: i32, sl: i32| -> i32 {
+                let name = match read_str(&caller, np, nl) {
+                    Ok(n) => n,
+                    Err(status::BAD_ARGUMENT) => return status::BAD_NAME,
+                    Err(code) => return code,
+                };
+                let memory = match checked_memory(&caller, dp, dl) {
+                    Ok(m) => m,
+                    Err(code) => return code,
+                };
+                let spec = match read_spec(&caller, sp, sl) {
+                    Ok(s) => s,
+                    Err(code) => return refuse_spec(&mut caller, code, sl),
+                };
+                let (data, state) = memory.data_and_store_mut(&mut caller);
+                let start = dp as u32 as usize;
+                let code = state.record_redact(&name, &data[start..start + dl as u32 as usize], &spec);
+                charge_work(&mut caller);
+                code
+            },
+        )
+        .expect("record_redact is defined once");
+    linker
+        .func_wrap(m, "now", |caller: Caller<'_, HostState>| -> i64 { caller.data().now_ms() })
+        .expect("now is defined once");
+    linker
+}
+
+/// `code` for a spec [`read_spec`] refused, with a report error saying why when the spec itself
+/// is at fault.
+fn refuse_spec(caller: &mut Caller<'_, HostState>, code: i32, len: i32) -> i32 {
+    if code == status::BAD_ARGUMENT {
+        let len = len as u32 as usize;
+        let why = if len > hostapi::abi::redact::MAX_SPEC_BYTES {
+            format!("redaction spec is {len} bytes (max {})", hostapi::abi::redact::MAX_SPEC_BYTES)
+        } else {
+            "redaction spec is not UTF-8".to_owned()
+        };
+        caller.data_mut().report.error(why);
+    }
+    code
+}
+
+/// A redaction spec out of guest memory: `BAD_POINTER`, or `BAD_ARGUMENT` when it is over
+/// `MAX_SPEC_BYTES` (checked before it is copied) or not UTF-8.
+fn read_spec(caller: &Caller<'_, HostState>, ptr: i32, len: i32) -> Result<String, i32> {
+    if !in_bounds(caller, ptr, len) {
+        return Err(status::BAD_POINTER);
+    }
+    if len as u32 as usize > hostapi::abi::redact::MAX_SPEC_BYTES {
+        return Err(status::BAD_ARGUMENT);
+    }
+    read_str(caller, ptr, len)
 }
 
 /// Every import ABI v1 provides, with its signature as (params, results) value types.
@@ -914,5 +1079,9 @@ pub fn import_signatures() -> Vec<(&'static str, Vec<wasmi::ValType>, Vec<wasmi:
         ("list_open", vec![I32; 5], vec![I32]),
         ("list_next", vec![I32], vec![I32]),
         ("list_emit", vec![I32; 4], vec![I32]),
+        // Added to ABI 1 as optional imports (ABI.md §5.14).
+        ("list_redact", vec![I32; 3], vec![I32]),
+        ("record_redact", vec![I32; 6], vec![I32]),
+        ("now", vec![], vec![I64]),
     ]
 }

@@ -412,6 +412,7 @@ mod tests {
             version: "1".into(),
             abi: 1,
             description: String::new(),
+            reproduces: Vec::new(),
             permissions: perms.iter().map(|p| hostapi::Permission::parse(p).unwrap()).collect(),
         }
     }

@@ -425,6 +425,7 @@ impl Agent {
         opts.process_started = self.process_started;
         opts.warnings = self.staging.take_warnings();
         opts.module_set = Some(set.metadata());
+        opts.obfuscate_networking = self.cfg.agent.obfuscates_networking();
         let period_no = self.status.get().periods + 1;
         let span = tracing::info_span!("period", n = period_no, generation = set.generation);
         let result = gather::run_period(self.ctx.sandbox.clone(), api.clone(), set.specs(), Vec::new(), &opts)

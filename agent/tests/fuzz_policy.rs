@@ -82,6 +82,7 @@ fn everything() -> Manifest {
         version: "1".into(),
         abi: 1,
         description: String::new(),
+        reproduces: Vec::new(),
         permissions: (1..=12).map(|n| Permission::parse(&format!("GET {}", "/*".repeat(n))).unwrap()).collect(),
     }
 }

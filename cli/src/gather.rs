@@ -47,6 +47,7 @@ pub async fn run(args: GatherArgs) -> anyhow::Result<()> {
     let mut opts = agent::gather::PeriodOptions::new(&args.out);
     opts.concurrency = config.concurrency;
     opts.archive_max_bytes = config.archive_max_bytes;
+    opts.obfuscate_networking = config.obfuscates_networking();
     let result = agent::gather::run_period(sandbox, api, specs, failures, &opts)
         .await
         .context("writing the archive")?;

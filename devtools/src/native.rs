@@ -104,6 +104,15 @@ impl NativeHost for Host {
     fn response_close(&mut self, handle: i32) -> i32 {
         self.0.borrow_mut().response_close(handle)
     }
+    fn list_redact(&mut self, handle: i32, spec: &str) -> i32 {
+        self.0.borrow_mut().list_redact(handle, spec)
+    }
+    fn record_redact(&mut self, name: &str, data: &[u8], spec: &str) -> i32 {
+        self.0.borrow_mut().record_redact(name, data, spec)
+    }
+    fn now_ms(&mut self) -> i64 {
+        self.0.borrow().now_ms()
+    }
 }
 
 /// Runs `gatherer` once on this thread against `state`; the outcome has the same shape as a

@@ -90,4 +90,8 @@ pub struct StatusReport {
     /// The guest's exit code, when it returned one.
     #[serde(default)]
     pub exit_code: Option<i32>,
+    /// The Insights Operator gather functions the module reproduces (`clusterconfig/nodes`),
+    /// from its manifest: how IO's tooling matches this report to its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reproduces: Vec<String>,
 }

@@ -94,4 +94,10 @@ type Host interface {
 	ResponseBody(handle int32) (int, []byte, int32)
 	// ResponseClose frees a handle.
 	ResponseClose(handle int32) int32
+	// ListRedact attaches a redaction spec (its wire form) to an open list (ABI.md §5.14).
+	ListRedact(handle int32, spec string) int32
+	// RecordRedact emits a JSON record with a redaction spec applied; returns an ABI status.
+	RecordRedact(name string, data []byte, spec string) int32
+	// Now is the host's clock: milliseconds since the Unix epoch.
+	Now() int64
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // LogEntry is one message a gatherer logged on a FakeHost.
@@ -32,12 +33,15 @@ type FakeHost struct {
 	Logs []LogEntry
 	// Requests are the paths requested (pages included).
 	Requests []string
+	// NowMillis is what Now returns; the real clock when 0.
+	NowMillis int64
 
 	lists map[int32]*fakeList
 	next  int32
 }
 
 type fakeList struct {
+	redact []redactRule
 	items  []json.RawMessage
 	fields []string
 	strip  bool
@@ -230,6 +234,13 @@ func (f *FakeHost) emit(l *fakeList, raw json.RawMessage, template string) int32
 	if l.strip {
 		data = StripManagedFields(data)
 	}
+	if l.redact != nil {
+		redacted, err := redactJSON(data, l.redact)
+		if err != nil {
+			return BadArgument
+		}
+		data = redacted
+	}
 	return f.Record(name, data)
 }
 
@@ -252,4 +263,45 @@ func (f *FakeHost) ListEmit(handle, index int32, template string) int32 {
 		return BadArgument
 	}
 	return f.emit(l, page[index], template)
+}
+
+// ListRedact parses spec as the host does and applies it to what ListEmit writes next.
+func (f *FakeHost) ListRedact(handle int32, spec string) int32 {
+	l, ok := f.lists[handle]
+	if !ok {
+		return BadHandle
+	}
+	rules, err := parseRedaction(spec)
+	if err != nil {
+		f.Log(LevelError, "list_redact: "+err.Error())
+		return BadArgument
+	}
+	l.redact = rules
+	return OK
+}
+
+// RecordRedact applies spec to data (which must be JSON) and records the result.
+func (f *FakeHost) RecordRedact(name string, data []byte, spec string) int32 {
+	rules, err := parseRedaction(spec)
+	if err != nil {
+		f.Log(LevelError, fmt.Sprintf("record %q refused: %v", name, err))
+		return BadArgument
+	}
+	if !validName(name) {
+		return BadName
+	}
+	redacted, err := redactJSON(data, rules)
+	if err != nil {
+		f.Log(LevelError, fmt.Sprintf("record %q refused: the data is not JSON: %v", name, err))
+		return BadArgument
+	}
+	return f.Record(name, redacted)
+}
+
+// Now is NowMillis, or the real clock when it is 0.
+func (f *FakeHost) Now() int64 {
+	if f.NowMillis != 0 {
+		return f.NowMillis
+	}
+	return time.Now().UnixMilli()
 }

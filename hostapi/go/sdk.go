@@ -263,6 +263,107 @@ func EmitList(path, template string) (uint64, error) {
 	}
 }
 
+// Redaction is a redaction spec (ABI.md §5.14), built rule by rule: each rule applies an
+// action to what a JSON Pointer reaches in a record, where a "*" segment stands for every
+// element or member. The host applies it: the redacted values never need to enter the
+// gatherer.
+type Redaction struct {
+	rules []string
+}
+
+// NewRedaction is a Redaction with no rules.
+func NewRedaction() *Redaction { return &Redaction{} }
+
+func (r *Redaction) rule(action, pointer string, exceptProductKeys bool) *Redaction {
+	rule := action + " " + pointer
+	if exceptProductKeys {
+		rule += " except-product-keys"
+	}
+	r.rules = append(r.rules, rule)
+	return r
+}
+
+// Remove deletes the member or element.
+func (r *Redaction) Remove(pointer string) *Redaction { return r.rule("remove", pointer, false) }
+
+// Blank makes a string "" and any other value null.
+func (r *Redaction) Blank(pointer string) *Redaction { return r.rule("blank", pointer, false) }
+
+// Xout makes a string as many "x" as it has bytes; other values are left alone.
+func (r *Redaction) Xout(pointer string) *Redaction { return r.rule("xout", pointer, false) }
+
+// URL makes every character of a string but ".", "-", "/" and ":" an "x".
+func (r *Redaction) URL(pointer string) *Redaction { return r.rule("url", pointer, false) }
+
+// URLList treats a comma-separated list of URLs (or an array of them) as URL does each one.
+func (r *Redaction) URLList(pointer string) *Redaction { return r.rule("url-list", pointer, false) }
+
+// PEM keeps one empty certificate block per block of a value made only of PEM blocks.
+func (r *Redaction) PEM(pointer string) *Redaction { return r.rule("pem", pointer, false) }
+
+// BlankExceptProductKeys is Blank, except for members whose key (matched by the pointer's
+// last "*") contains "openshift.io/", "k8s.io/" or "kubernetes.io/".
+func (r *Redaction) BlankExceptProductKeys(pointer string) *Redaction {
+	return r.rule("blank", pointer, true)
+}
+
+// XoutExceptProductKeys is Xout, except for members whose key (matched by the pointer's last
+// "*") contains "openshift.io/", "k8s.io/" or "kubernetes.io/".
+func (r *Redaction) XoutExceptProductKeys(pointer string) *Redaction {
+	return r.rule("xout", pointer, true)
+}
+
+// Spec is the wire form: one rule per line.
+func (r *Redaction) Spec() string {
+	if r == nil {
+		return ""
+	}
+	return strings.Join(r.rules, "\n")
+}
+
+// NowMs is the host's clock, in milliseconds since the Unix epoch (for time-based rules such
+// as "pending for more than 2 minutes").
+func NowMs() int64 { return current().Now() }
+
+// RecordJSONRedacted is RecordJSON with r applied by the host before the record is written.
+// A refusal (bad name, duplicate, size cap) is a *HostError as for Record; a bad spec is
+// reported by the host and returned as a *HostError with BadArgument.
+func RecordJSONRedacted(name string, v any, r *Redaction) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("record %q: %w", name, err)
+	}
+	if code := current().RecordRedact(name, StripManagedFields(data), r.Spec()); code != OK {
+		return &HostError{Call: "record", Code: code}
+	}
+	return nil
+}
+
+// EmitListRedacted is EmitList with r applied by the host to every item before it is
+// written.
+func EmitListRedacted(path, template string, r *Redaction) (uint64, error) {
+	list, err := OpenList(path)
+	if err != nil {
+		return 0, err
+	}
+	defer list.Close()
+	if err := list.Redact(r); err != nil {
+		return 0, err
+	}
+	var emitted uint64
+	for {
+		more, err := list.advance()
+		if err != nil || !more {
+			return emitted, err
+		}
+		n := current().ListEmit(list.handle, AllItems, template)
+		if n < 0 {
+			return emitted, &HostError{Call: "list_emit", Code: n}
+		}
+		emitted += uint64(n)
+	}
+}
+
 // List is a list read page by page through the host, showing the gatherer only projections
 // of its items (ABI.md §5.13). Close it when done.
 type List struct {
@@ -281,6 +382,15 @@ func OpenList(path string, fields ...string) (*List, error) {
 		return nil, &HostError{Call: "list_open", Code: h}
 	}
 	return &List{handle: h, path: path, fields: fields, first: true}, nil
+}
+
+// Redact has the host apply r to every item Emit or EmitAll writes from now on (replacing an
+// earlier one; an empty one clears it).
+func (l *List) Redact(r *Redaction) error {
+	if code := current().ListRedact(l.handle, r.Spec()); code != OK {
+		return &HostError{Call: "list_redact", Code: code}
+	}
+	return nil
 }
 
 // Close frees the list's handle.
@@ -321,31 +431,32 @@ func (l *List) NextPage() (*Page, error) {
 	if err != nil || !more {
 		return nil, err
 	}
-	// One decode of the whole page into plain values: far cheaper in wasm than decoding each
-	// field on demand. Numbers stay json.Number, so integers are exact.
-	dec := json.NewDecoder(bytes.NewReader(l.body))
-	dec.UseNumber()
-	var rows [][]any
-	if err := dec.Decode(&rows); err != nil {
+	// The page is split into spans of raw JSON, one per value, and a value is decoded only
+	// when asked for: under the host's interpreter, allocation is what a Go gatherer pays
+	// for most (projection.go).
+	rows, spans, err := projectionPage(l.body)
+	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", l.path, err)
 	}
-	return &Page{list: l, rows: rows}, nil
+	return &Page{list: l, body: l.body, rows: rows, spans: spans}, nil
 }
 
 // Page is one page of a List: the projections of its items.
 type Page struct {
-	list *List
-	rows [][]any
+	list  *List
+	body  []byte
+	rows  []int32
+	spans []int32
 }
 
 // Len is the number of items on the page.
-func (p *Page) Len() int { return len(p.rows) }
+func (p *Page) Len() int { return len(p.rows) - 1 }
 
 // Items are the page's items, in list order.
 func (p *Page) Items() []Item {
-	items := make([]Item, len(p.rows))
-	for i, values := range p.rows {
-		items[i] = Item{list: p.list, index: i, values: values}
+	items := make([]Item, p.Len())
+	for i := range items {
+		items[i] = Item{page: p, index: i}
 	}
 	return items
 }
@@ -361,37 +472,51 @@ func (p *Page) EmitAll(template string) (uint64, error) {
 
 // Item is one item of a Page: the values of the list's fields.
 type Item struct {
-	list   *List
-	index  int
-	values []any
+	page  *Page
+	index int
+}
+
+// raw is the JSON text of field's value, or nil if the list has no such field.
+func (it Item) raw(field string) []byte {
+	p := it.page
+	for i, f := range p.list.fields {
+		if f != field {
+			continue
+		}
+		k := int(p.rows[it.index]) + i
+		if k >= int(p.rows[it.index+1]) {
+			return nil
+		}
+		return p.body[p.spans[2*k]:p.spans[2*k+1]]
+	}
+	return nil
 }
 
 // Value is the value of field (one the list was opened with) as decoded JSON: nil, bool,
 // json.Number, string, []any or map[string]any. A "*" field gives a []any.
 func (it Item) Value(field string) any {
-	for i, f := range it.list.fields {
-		if f == field && i < len(it.values) {
-			return it.values[i]
-		}
+	raw := it.raw(field)
+	if raw == nil {
+		return nil
 	}
-	return nil
+	v, _ := parseJSON(raw) // the span was validated when the page was split
+	return v
 }
 
 // Get is the value of field as raw JSON, or nil if it is absent or null.
 func (it Item) Get(field string) json.RawMessage {
-	v := it.Value(field)
-	if v == nil {
+	raw := it.raw(field)
+	if raw == nil || string(raw) == "null" {
 		return nil
 	}
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil
-	}
-	return raw
+	return json.RawMessage(raw)
 }
 
 // String is field's value when it is a JSON string, else "".
 func (it Item) String(field string) string {
+	if s, ok := plainString(it.raw(field)); ok {
+		return s
+	}
 	s, _ := it.Value(field).(string)
 	return s
 }
@@ -399,23 +524,7 @@ func (it Item) String(field string) string {
 // Ints are the integers in field's value: a number, or the numbers of an array (a "*"
 // field); anything else is skipped.
 func (it Item) Ints(field string) []int64 {
-	var out []int64
-	add := func(v any) {
-		if n, ok := v.(json.Number); ok {
-			if i, err := n.Int64(); err == nil {
-				out = append(out, i)
-			}
-		}
-	}
-	switch v := it.Value(field).(type) {
-	case []any:
-		for _, e := range v {
-			add(e)
-		}
-	default:
-		add(v)
-	}
-	return out
+	return appendInts(nil, it.raw(field))
 }
 
 // Emit writes the whole item (as the API server sent it, without metadata.managedFields)
@@ -423,7 +532,7 @@ func (it Item) Ints(field string) []int64 {
 // cap) is reported by the host and skipped: Emit then returns false and no error, so one
 // bad item never stops a gatherer. An error means the list or template itself is unusable.
 func (it Item) Emit(template string) (bool, error) {
-	switch code := current().ListEmit(it.list.handle, int32(it.index), template); code {
+	switch code := current().ListEmit(it.page.list.handle, int32(it.index), template); code {
 	case OK:
 		return true, nil
 	case BadName, Duplicate, ArchiveFull:

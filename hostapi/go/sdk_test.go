@@ -53,7 +53,7 @@ func TestListProjectionsAndItemEmit(t *testing.T) {
 					if !ok || err != nil {
 						t.Fatalf("emit: %v %v", ok, err)
 					}
-					failed = append(failed, it.list.fields[0])
+					failed = append(failed, it.page.list.fields[0])
 				}
 				if r := it.Get("/status/containerStatuses/*/restartCount"); r != nil && restarts == "" {
 					restarts = string(r)
@@ -184,4 +184,66 @@ func TestItemValuesAndInts(t *testing.T) {
 			t.Fatal("String")
 		}
 	})
+}
+
+const nodes = `{"kind":"NodeList","items":[
+ {"metadata":{"name":"m0","labels":{"kubernetes.io/hostname":"m0","team":"payments"},"annotations":{"owner":"bob"}},"status":{"nodeInfo":{"bootID":"boot-1"},"images":[{"names":["x"]}]}}]}`
+
+func TestRedactionSpecWireForm(t *testing.T) {
+	r := NewRedaction().Remove("/a").Blank("/b").Xout("/c").URL("/d").URLList("/e").PEM("/f").
+		BlankExceptProductKeys("/g/*").XoutExceptProductKeys("/h/*")
+	want := "remove /a\nblank /b\nxout /c\nurl /d\nurl-list /e\npem /f\nblank /g/* except-product-keys\nxout /h/* except-product-keys"
+	if r.Spec() != want {
+		t.Fatalf("spec = %q", r.Spec())
+	}
+	if (*Redaction)(nil).Spec() != "" {
+		t.Fatal("a nil Redaction is the empty spec")
+	}
+}
+
+func TestEmitListRedactedAppliesTheRules(t *testing.T) {
+	h := NewFakeHost(map[string]string{"/api/v1/nodes": nodes})
+	r := NewRedaction().Xout("/status/nodeInfo/bootID").Remove("/status/images").
+		XoutExceptProductKeys("/metadata/labels/*").BlankExceptProductKeys("/metadata/annotations/*")
+	var n uint64
+	var err error
+	WithHost(h, func() { n, err = EmitListRedacted("/api/v1/nodes", "config/node/{name}.json", r) })
+	if err != nil || n != 1 {
+		t.Fatalf("EmitListRedacted = %d, %v", n, err)
+	}
+	got := string(h.Records["config/node/m0.json"])
+	for _, want := range []string{`"bootID":"xxxxxx"`, `"team":"xxxxxxxx"`, `"kubernetes.io/hostname":"m0"`, `"owner":""`} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("record lacks %s: %s", want, got)
+		}
+	}
+	if strings.Contains(got, "images") || strings.Contains(got, "boot-1") || strings.Contains(got, "payments") {
+		t.Fatalf("record leaks: %s", got)
+	}
+}
+
+func TestRecordJSONRedactedRefusesBadSpecsAndKeepsNames(t *testing.T) {
+	h := NewFakeHost(nil)
+	h.NowMillis = 42
+	var errs []error
+	var now int64
+	WithHost(h, func() {
+		proxy := map[string]any{"spec": map[string]any{"httpProxy": "http://u:p@h:1", "noProxy": "a.b,c.d"}}
+		errs = append(errs, RecordJSONRedacted("config/proxy.json", proxy, NewRedaction().URL("/spec/httpProxy").URLList("/spec/noProxy")))
+		errs = append(errs, RecordJSONRedacted("config/bad.json", proxy, NewRedaction().Xout("no-slash")))
+		now = NowMs()
+	})
+	if errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	var he *HostError
+	if !errors.As(errs[1], &he) || he.Code != BadArgument || len(h.Messages(LevelError)) != 1 {
+		t.Fatalf("bad spec: %v %v", errs[1], h.Logs)
+	}
+	if got := string(h.Records["config/proxy.json"]); got != `{"spec":{"httpProxy":"xxxx://x:xxx:x","noProxy":"x.x,x.x"}}` {
+		t.Fatalf("proxy = %s", got)
+	}
+	if now != 42 {
+		t.Fatalf("NowMs = %d", now)
+	}
 }

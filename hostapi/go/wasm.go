@@ -40,6 +40,15 @@ func sysListNext(handle int32) int32
 //go:wasmimport gather list_emit
 func sysListEmit(handle, index int32, template unsafe.Pointer, templateLen uint32) int32
 
+//go:wasmimport gather list_redact
+func sysListRedact(handle int32, spec unsafe.Pointer, specLen uint32) int32
+
+//go:wasmimport gather record_redact
+func sysRecordRedact(name unsafe.Pointer, nameLen uint32, data unsafe.Pointer, dataLen uint32, spec unsafe.Pointer, specLen uint32) int32
+
+//go:wasmimport gather now
+func sysNow() int64
+
 // The ABI marker (ABI.md §1): never called.
 //
 //go:wasmexport gather_abi_version_1
@@ -166,3 +175,17 @@ func (wasmHost) ListEmit(handle, index int32, template string) int32 {
 	tp, tl := str(template)
 	return sysListEmit(handle, index, tp, tl)
 }
+
+func (wasmHost) ListRedact(handle int32, spec string) int32 {
+	sp, sl := str(spec)
+	return sysListRedact(handle, sp, sl)
+}
+
+func (wasmHost) RecordRedact(name string, data []byte, spec string) int32 {
+	np, nl := str(name)
+	dp, dl := buf(data)
+	sp, sl := str(spec)
+	return sysRecordRedact(np, nl, dp, dl, sp, sl)
+}
+
+func (wasmHost) Now() int64 { return sysNow() }

@@ -78,6 +78,26 @@ pub mod list {
     pub const MAX_FIELDS: usize = 32;
 }
 
+/// Redaction specs (`list_redact`, `record_redact`), added to ABI 1 as optional imports: see
+/// ABI.md §5.14. A spec is UTF-8 text, one rule per line: `<action> <json-pointer>
+/// [except-product-keys]`.
+pub mod redact {
+    /// Most rules one spec may hold.
+    pub const MAX_RULES: usize = 64;
+    /// Most segments one rule's pointer may have.
+    pub const MAX_SEGMENTS: usize = 32;
+    /// Most bytes one spec may have.
+    pub const MAX_SPEC_BYTES: usize = 16 * 1024;
+    /// The actions, as written in a spec.
+    pub const ACTIONS: [&str; 6] = ["remove", "blank", "xout", "url", "url-list", "pem"];
+    /// The optional third word of a rule: skip members whose key is a product key
+    /// (contains `openshift.io/`, `k8s.io/` or `kubernetes.io/`).
+    pub const EXCEPT_PRODUCT_KEYS: &str = "except-product-keys";
+    /// The key fragments that make a key a product key (the Insights Operator's
+    /// `isProductNamespacedKey`).
+    pub const PRODUCT_KEY_MARKERS: [&str; 3] = ["openshift.io/", "k8s.io/", "kubernetes.io/"];
+}
+
 /// Log levels for the `log` host function. Warnings and errors also land in the report.
 pub mod level {
     /// Debug detail, host log only.

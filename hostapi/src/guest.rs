@@ -112,6 +112,12 @@ pub trait NativeHost {
     fn response_body(&mut self, handle: i32) -> Result<(u16, Vec<u8>), i32>;
     /// `response_close`.
     fn response_close(&mut self, handle: i32) -> i32;
+    /// `list_redact`: attaches a redaction spec (its wire form) to an open list.
+    fn list_redact(&mut self, handle: i32, spec: &str) -> i32;
+    /// `record_redact`: emits a JSON record with a redaction spec applied; an ABI status.
+    fn record_redact(&mut self, name: &str, data: &[u8], spec: &str) -> i32;
+    /// `now`: milliseconds since the Unix epoch.
+    fn now_ms(&mut self) -> i64;
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -159,6 +165,15 @@ mod backend {
     }
     pub fn response_close(handle: i32) -> i32 {
         with(|h| h.response_close(handle))
+    }
+    pub fn list_redact(handle: i32, spec: &str) -> i32 {
+        with(|h| h.list_redact(handle, spec))
+    }
+    pub fn record_redact(name: &str, data: &[u8], spec: &str) -> i32 {
+        with(|h| h.record_redact(name, data, spec))
+    }
+    pub fn now_ms() -> i64 {
+        with(|h| h.now_ms())
     }
 
     /// Reports a panic message to this thread's host; `false` when there is none to tell
@@ -218,6 +233,12 @@ mod backend {
         fn sys_list_next(handle: i32) -> i32;
         #[link_name = "list_emit"]
         fn sys_list_emit(handle: i32, index: i32, name: *const u8, nl: usize) -> i32;
+        #[link_name = "list_redact"]
+        fn sys_list_redact(handle: i32, spec: *const u8, sl: usize) -> i32;
+        #[link_name = "record_redact"]
+        fn sys_record_redact(name: *const u8, nl: usize, data: *const u8, dl: usize, spec: *const u8, sl: usize) -> i32;
+        #[link_name = "now"]
+        fn sys_now() -> i64;
     }
 
     pub fn log(level: i32, msg: &str) {
@@ -338,6 +359,21 @@ mod backend {
         // SAFETY: the template is a live, immutable string.
         unsafe { sys_list_emit(handle, index, template.as_ptr(), template.len()) }
     }
+
+    pub fn list_redact(handle: i32, spec: &str) -> i32 {
+        // SAFETY: the spec is a live, immutable string.
+        unsafe { sys_list_redact(handle, spec.as_ptr(), spec.len()) }
+    }
+
+    pub fn record_redact(name: &str, data: &[u8], spec: &str) -> i32 {
+        // SAFETY: the three regions are live for the call.
+        unsafe { sys_record_redact(name.as_ptr(), name.len(), data.as_ptr(), data.len(), spec.as_ptr(), spec.len()) }
+    }
+
+    pub fn now_ms() -> i64 {
+        // SAFETY: no arguments.
+        unsafe { sys_now() }
+    }
 }
 
 /// Logs at debug level (host log only).
@@ -450,6 +486,107 @@ pub fn emit_list(path: &str, template: &str) -> Result<u64> {
     Ok(emitted)
 }
 
+/// [`emit_list`] with `redaction` applied by the host to every item before it is written
+/// (ABI §5.14): the items never enter the gatherer, and neither do their redacted values.
+///
+/// ```ignore
+/// let r = guest::Redaction::new().xout("/spec/providerID");
+/// guest::emit_list_redacted("/apis/machine.openshift.io/v1beta1/machines", "config/machines/{namespace}/{name}.json", &r)?;
+/// ```
+pub fn emit_list_redacted(path: &str, template: &str, redaction: &Redaction) -> Result<u64> {
+    let mut list = List::open(path, &[])?;
+    list.redact(redaction)?;
+    let mut emitted = 0;
+    while list.advance()?.is_some() {
+        match backend::list_emit(list.handle, crate::abi::list::ALL_ITEMS, template) {
+            code if code < 0 => return Err(Error::Host { call: "list_emit", code }),
+            n => emitted += n as u64,
+        }
+    }
+    Ok(emitted)
+}
+
+/// A redaction spec (ABI §5.14), built rule by rule: each rule applies an action to what a
+/// JSON Pointer reaches in a record, where a `*` segment stands for every element or member.
+///
+/// ```ignore
+/// let r = guest::Redaction::new()
+///     .xout("/status/nodeInfo/bootID")
+///     .remove("/status/images")
+///     .xout_except_product_keys("/metadata/labels/*");
+/// guest::record_json_redacted("config/node/x.json", &node, &r)?;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Redaction {
+    rules: Vec<String>,
+}
+
+impl Redaction {
+    /// No rules.
+    pub fn new() -> Self {
+        Redaction::default()
+    }
+
+    fn rule(mut self, action: &str, pointer: &str, except_product_keys: bool) -> Self {
+        let except = if except_product_keys { " except-product-keys" } else { "" };
+        self.rules.push(format!("{action} {pointer}{except}"));
+        self
+    }
+
+    /// Deletes the member or element.
+    pub fn remove(self, pointer: &str) -> Self {
+        self.rule("remove", pointer, false)
+    }
+
+    /// A string becomes `""`, any other value `null`.
+    pub fn blank(self, pointer: &str) -> Self {
+        self.rule("blank", pointer, false)
+    }
+
+    /// A string becomes as many `x` as it has bytes; other values are left alone.
+    pub fn xout(self, pointer: &str) -> Self {
+        self.rule("xout", pointer, false)
+    }
+
+    /// Every character of a string but `.`, `-`, `/` and `:` becomes `x`.
+    pub fn url(self, pointer: &str) -> Self {
+        self.rule("url", pointer, false)
+    }
+
+    /// A comma-separated list of URLs (or an array of them), each as [`Redaction::url`].
+    pub fn url_list(self, pointer: &str) -> Self {
+        self.rule("url-list", pointer, false)
+    }
+
+    /// A value made only of PEM blocks keeps one empty certificate block per block.
+    pub fn pem(self, pointer: &str) -> Self {
+        self.rule("pem", pointer, false)
+    }
+
+    /// [`Redaction::blank`], except members whose key (matched by the pointer's last `*`)
+    /// contains `openshift.io/`, `k8s.io/` or `kubernetes.io/`.
+    pub fn blank_except_product_keys(self, pointer: &str) -> Self {
+        self.rule("blank", pointer, true)
+    }
+
+    /// [`Redaction::xout`], except members whose key (matched by the pointer's last `*`)
+    /// contains `openshift.io/`, `k8s.io/` or `kubernetes.io/`.
+    pub fn xout_except_product_keys(self, pointer: &str) -> Self {
+        self.rule("xout", pointer, true)
+    }
+
+    /// The spec's wire form: one rule per line.
+    pub fn spec(&self) -> String {
+        self.rules.join("\n")
+    }
+}
+
+/// Milliseconds since the Unix epoch, by the host's clock (for time-based rules such as
+/// "pending for more than 2 minutes").
+pub fn now_ms() -> i64 {
+    backend::now_ms()
+}
+
 /// A list read page by page through the host, seeing only projections of its items
 /// (ABI §5.13). Closed on drop.
 ///
@@ -484,6 +621,16 @@ impl List {
         }
         let path = path.to_owned();
         Ok(List { handle, path, fields: fields.iter().map(|f| (*f).to_owned()).collect(), first: true })
+    }
+
+    /// Has the host apply `redaction` to every item [`Item::emit`] or [`Page::emit_all`]
+    /// writes from now on (replacing an earlier one; an empty one clears it). A bad spec is
+    /// reported by the host and is an error here.
+    pub fn redact(&mut self, redaction: &Redaction) -> Result<()> {
+        match backend::list_redact(self.handle, &redaction.spec()) {
+            status::OK => Ok(()),
+            code => Err(Error::Host { call: "list_redact", code }),
+        }
     }
 
     /// The next page, or `None` when the list is complete. A non-2xx page is [`Error::Status`].
@@ -609,6 +756,15 @@ fn encode(s: &str) -> String {
 /// calling the host. A refusal ([`Error::is_refusal`]) concerns this record only: see
 /// [`skip_refused`].
 pub fn record(name: &str, data: impl AsRef<[u8]>) -> Result<()> {
+    let name = checked_name(name)?;
+    match backend::record(&name, data.as_ref()) {
+        status::OK => Ok(()),
+        code => Err(Error::Host { call: "record", code }),
+    }
+}
+
+/// `name` shortened by the ABI's rule (with a warning) and checked (a refusal is reported).
+fn checked_name(name: &str) -> Result<std::borrow::Cow<'_, str>> {
     let name = shorten_name(name);
     if let Err(e) = validate_name(&name) {
         // Quoted with a cap: the name may be any size.
@@ -623,10 +779,7 @@ pub fn record(name: &str, data: impl AsRef<[u8]>) -> Result<()> {
             crate::abi::limits::RECORD_SEGMENT_BYTES
         ));
     }
-    match backend::record(&name, data.as_ref()) {
-        status::OK => Ok(()),
-        code => Err(Error::Host { call: "record", code }),
-    }
+    Ok(name)
 }
 
 /// Emits `value` as a JSON record, without `metadata.managedFields` (noise the archive
@@ -640,6 +793,21 @@ pub fn record_json(name: &str, mut value: Value) -> Result<()> {
 pub fn record_json_raw(name: &str, value: &impl serde::Serialize) -> Result<()> {
     let bytes = serde_json::to_vec(value).map_err(|e| Error::Json(e.to_string()))?;
     record(name, bytes)
+}
+
+/// [`record_json`] with `redaction` applied by the host before the record is written (ABI
+/// §5.14): `value` without `metadata.managedFields`, with the same name rules and the same
+/// refusals ([`Error::is_refusal`], see [`skip_refused`]). A bad spec is an error (reported by
+/// the host) that is not a refusal.
+pub fn record_json_redacted(name: &str, value: &Value, redaction: &Redaction) -> Result<()> {
+    let mut value = value.clone();
+    strip_managed_fields(&mut value);
+    let bytes = serde_json::to_vec(&value).map_err(|e| Error::Json(e.to_string()))?;
+    let name = checked_name(name)?;
+    match backend::record_redact(&name, &bytes, &redaction.spec()) {
+        status::OK => Ok(()),
+        code => Err(Error::Host { call: "record", code }),
+    }
 }
 
 /// Removes `metadata.managedFields` in place.
@@ -716,6 +884,7 @@ pub const RESPONSE_HEADERS: [&str; 4] = FORWARDED_RESPONSE_HEADERS;
 /// hostapi::gatherer! {
 ///     name: "nodes",
 ///     description: "Node objects",
+///     reproduces: ["clusterconfig/nodes"], // optional: the Insights Operator functions
 ///     permissions: ["GET /api/v1/nodes"],
 ///     run: gather,
 /// }
@@ -723,11 +892,12 @@ pub const RESPONSE_HEADERS: [&str; 4] = FORWARDED_RESPONSE_HEADERS;
 /// The version is the crate's `Cargo.toml` version.
 #[macro_export]
 macro_rules! gatherer {
-    (name: $name:literal, $(description: $desc:literal,)? permissions: [$($perm:literal),* $(,)?], run: $run:path $(,)?) => {
+    (name: $name:literal, $(description: $desc:literal,)? $(reproduces: [$($io:literal),* $(,)?],)? permissions: [$($perm:literal),* $(,)?], run: $run:path $(,)?) => {
         /// This gatherer's manifest JSON, as stored in its `gather.manifest` section.
         pub const MANIFEST_JSON: &str = concat!(
             "{\"name\":\"", $name, "\",\"version\":\"", env!("CARGO_PKG_VERSION"),
-            "\",\"abi\":1,\"description\":\"", $($desc,)? "\",\"permissions\":[",
+            "\",\"abi\":1,\"description\":\"", $($desc,)? "\",\"reproduces\":[",
+            $($crate::__gather_perms!($($io),*),)? "],\"permissions\":[",
             $crate::__gather_perms!($($perm),*), "]}"
         );
 
@@ -812,6 +982,17 @@ mod tests {
         fn response_close(&mut self, _: i32) -> i32 {
             status::BAD_HANDLE
         }
+        fn list_redact(&mut self, _: i32, spec: &str) -> i32 {
+            self.calls.lock().unwrap().push((-2, spec.to_owned()));
+            status::OK
+        }
+        fn record_redact(&mut self, name: &str, data: &[u8], spec: &str) -> i32 {
+            self.calls.lock().unwrap().push((-3, format!("{name}|{}|{spec}", String::from_utf8_lossy(data))));
+            if self.refuse.contains(&name) { status::DUPLICATE } else { status::OK }
+        }
+        fn now_ms(&mut self) -> i64 {
+            1_700_000_000_000
+        }
     }
 
     #[test]
@@ -825,6 +1006,47 @@ mod tests {
         let short = format!("config/pod/ns/{}", shorten_segment(&pod));
         assert_eq!(calls.iter().filter(|(l, _)| *l == -1).map(|(_, n)| n.as_str()).collect::<Vec<_>>(), [short.as_str()]);
         assert!(calls.iter().any(|(l, m)| *l == level::WARN && m.contains("record name shortened to")), "{calls:?}");
+    }
+
+    #[test]
+    fn redaction_builds_the_spec_wire_form() {
+        let r = Redaction::new()
+            .remove("/status/images")
+            .blank("/a")
+            .xout("/b")
+            .url("/c")
+            .url_list("/d")
+            .pem("/data/*")
+            .blank_except_product_keys("/metadata/annotations/*")
+            .xout_except_product_keys("/metadata/labels/*");
+        assert_eq!(
+            r.spec(),
+            "remove /status/images\nblank /a\nxout /b\nurl /c\nurl-list /d\npem /data/*\n\
+             blank /metadata/annotations/* except-product-keys\nxout /metadata/labels/* except-product-keys"
+        );
+        assert_eq!(Redaction::new().spec(), "");
+    }
+
+    #[test]
+    fn record_json_redacted_sends_the_spec_and_refuses_like_record_json() {
+        let fake = Fake { refuse: vec!["dup"], ..Default::default() };
+        let calls = fake.calls.clone();
+        let node = serde_json::json!({"metadata": {"name": "n", "managedFields": [1]}, "id": "s"});
+        let r = Redaction::new().xout("/id");
+        let (results, _) = with_native_host(Box::new(fake), || {
+            [
+                skip_refused(record_json_redacted("ok", &node, &r)),
+                skip_refused(record_json_redacted("dup", &node, &r)),
+                skip_refused(record_json_redacted("a//b", &node, &r)),
+            ]
+        });
+        let [ok, dup, bad] = results;
+        assert_eq!((ok.unwrap(), dup.unwrap(), bad.unwrap()), (true, false, false));
+        let calls = calls.lock().unwrap();
+        let sent: Vec<&str> = calls.iter().filter(|(l, _)| *l == -3).map(|(_, m)| m.as_str()).collect();
+        assert_eq!(sent, [r#"ok|{"metadata":{"name":"n"},"id":"s"}|xout /id"#, r#"dup|{"metadata":{"name":"n"},"id":"s"}|xout /id"#]);
+        let (now, _) = with_native_host(Box::new(Fake::default()), now_ms);
+        assert_eq!(now, 1_700_000_000_000);
     }
 
     #[test]

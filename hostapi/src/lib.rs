@@ -9,6 +9,7 @@
 //! - [`http`]: the REST request and response a gatherer exchanges with the host.
 //! - [`record`]: record name rules, shared so host and guest agree on what is valid.
 //! - `guest` (feature `guest`): the Rust guest SDK: safe wrappers and the `gatherer!` macro.
+//! - `objects` (feature `guest`): copying API objects into records with IO's error handling.
 
 pub mod abi;
 pub mod http;
@@ -17,6 +18,8 @@ pub mod record;
 
 #[cfg(feature = "guest")]
 pub mod guest;
+#[cfg(feature = "guest")]
+pub mod objects;
 
 pub use http::{Request, Response};
 pub use manifest::{Manifest, Permission};

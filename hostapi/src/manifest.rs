@@ -19,7 +19,15 @@ pub struct Manifest {
     /// `METHOD /path` patterns the module may call. `*` matches exactly one path segment.
     #[serde(default)]
     pub permissions: Vec<Permission>,
+    /// The Insights Operator gather functions this module reproduces, in IO's
+    /// `gatherer/function` naming (`clusterconfig/nodes`), so IO's tooling can match reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reproduces: Vec<String>,
 }
+
+/// At most this many `reproduces` entries: the manifest is guest input, and every entry is
+/// copied into each period's `gathers.json`.
+pub const MAX_REPRODUCES: usize = 32;
 
 /// Why a manifest is invalid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +64,25 @@ impl Manifest {
         }
         if self.version.is_empty() || self.version.len() > 64 || self.version.chars().any(char::is_control) {
             return Err(ManifestError(format!("gatherer {n}: version {:?} is invalid", self.version)));
+        }
+        if self.reproduces.len() > MAX_REPRODUCES {
+            return Err(ManifestError(format!(
+                "gatherer {n}: `reproduces` lists {} functions, at most {MAX_REPRODUCES} are allowed",
+                self.reproduces.len()
+            )));
+        }
+        for f in &self.reproduces {
+            let ok = f.len() <= 64
+                && f.split_once('/').is_some_and(|(g, func)| {
+                    let word = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                    word(g) && word(func)
+                });
+            if !ok {
+                return Err(ManifestError(format!(
+                    "gatherer {n}: `reproduces` entry {:?} must look like \"clusterconfig/nodes\" ([a-z0-9_]+/[a-z0-9_]+, at most 64 bytes)",
+                    f.chars().take(80).collect::<String>()
+                )));
+            }
         }
         Ok(())
     }
@@ -153,6 +180,21 @@ impl<'de> Deserialize<'de> for Permission {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn reproduces_names_io_functions_and_is_bounded() {
+        let with = |r: &str| Manifest::parse(format!(r#"{{"name":"n","version":"1","abi":1,"reproduces":{r}}}"#).as_bytes());
+        assert_eq!(with(r#"["clusterconfig/nodes","conditional/pod_logs_2"]"#).unwrap().reproduces.len(), 2);
+        assert!(with("[]").unwrap().reproduces.is_empty());
+        for bad in [r#"["nodes"]"#, r#"["a/b/c"]"#, r#"["Cluster/x"]"#, r#"["/x"]"#, r#"["a/"]"#, r#"["a/b c"]"#] {
+            let e = with(bad).unwrap_err();
+            assert!(e.0.contains("reproduces"), "{bad}: {e}");
+        }
+        let long = format!(r#"["a/{}"]"#, "b".repeat(63));
+        assert!(with(&long).is_err());
+        let many = format!("[{}]", vec![r#""a/b""#; MAX_REPRODUCES + 1].join(","));
+        assert!(with(&many).unwrap_err().0.contains("at most"));
+    }
     use super::*;
 
     #[test]

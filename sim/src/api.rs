@@ -136,11 +136,14 @@ fn route(state: &SimState, cluster: &Cluster, path: &str, query: &str, wants_tab
     let seg = |i: usize| segs.get(i).map(String::as_str);
     let find = |plural: &str| cluster.type_index(group, version, plural);
 
-    // Resolve `[namespaces/{ns}/]{plural}[/{name}[/status]]` the way kube-apiserver does.
+    // Resolve `[namespaces/{ns}/]{plural}[/{name}[/status]]` (and `pods/{name}/log`) the way
+    // kube-apiserver does.
+    let mut wants_log = false;
     let (idx, namespace, name) = match (seg(0), seg(1), seg(2)) {
         (Some("namespaces"), Some(ns), Some(plural)) if find(plural).is_some_and(|i| cluster.types[i].namespaced) => {
             let name = seg(3);
-            if segs.len() > 5 || (segs.len() == 5 && seg(4) != Some("status")) {
+            wants_log = group.is_empty() && plural == "pods" && seg(4) == Some("log");
+            if segs.len() > 5 || (segs.len() == 5 && seg(4) != Some("status") && !wants_log) {
                 return not_found_path();
             }
             (find(plural).expect("checked"), Some(ns.to_owned()), name.map(str::to_owned))
@@ -160,7 +163,17 @@ fn route(state: &SimState, cluster: &Cluster, path: &str, query: &str, wants_tab
         _ => return not_found_path(),
     };
     let rt = &cluster.types[idx];
-    if state.is_forbidden(rt) {
+    if wants_log && state.is_forbidden_name("pods/log") {
+        let (ns, pod) = (namespace.as_deref().unwrap_or_default(), name.as_deref().unwrap_or_default());
+        return failure(
+            403,
+            "Forbidden",
+            format!("pods \"{pod}\" is forbidden: User \"system:serviceaccount:gather-agent:gather-agent\" cannot get resource \"pods/log\" in API group \"\" in the namespace \"{ns}\""),
+            Some(details(Some(pod), "", "pods")),
+        );
+    }
+    // RBAC governs `pods/log` apart from `pods`.
+    if !wants_log && state.is_forbidden(rt) {
         let verb = if name.is_some() { "get" } else { "list" };
         let scope = match &namespace {
             Some(ns) => format!("in the namespace \"{ns}\""),
@@ -180,6 +193,10 @@ fn route(state: &SimState, cluster: &Cluster, path: &str, query: &str, wants_tab
     }
     let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
     let param = |k: &str| params.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.as_str());
+    if wants_log {
+        let (ns, pod) = (namespace.as_deref().unwrap_or_default(), name.as_deref().unwrap_or_default());
+        return pod_log(cluster, idx, ns, pod, &param);
+    }
     if matches!(param("watch"), Some("true") | Some("1")) {
         return failure(405, "MethodNotAllowed", "watch is not supported by the simulator (it serves a static snapshot)", None);
     }
@@ -209,6 +226,97 @@ fn get(cluster: &Cluster, idx: usize, namespace: Option<&str>, name: &str, wants
             Some(details(Some(name), &rt.group, &rt.plural)),
         ),
     }
+}
+
+/// `GET /api/v1/namespaces/{ns}/pods/{name}/log`: the fixture log of a container, as text,
+/// with the query parameters gatherers use (`container`, `previous`, `tailLines`,
+/// `limitBytes`, `sinceSeconds`) and kube-apiserver's errors for a missing pod or a bad
+/// container name. A container the fixtures hold no log for has an empty log.
+fn pod_log<'a>(cluster: &Cluster, idx: usize, ns: &str, pod: &str, param: &impl Fn(&str) -> Option<&'a str>) -> Response {
+    let objects = cluster.objects(idx);
+    let Ok(i) = objects.binary_search_by(|o| o.sort_key().cmp(&(ns, pod))) else {
+        return failure(404, "NotFound", format!("pods \"{pod}\" not found"), Some(details(Some(pod), "", "pods")));
+    };
+    let obj = objects[i].value();
+    let names = |key: &str| -> Vec<String> {
+        obj["spec"][key]
+            .as_array()
+            .map(|cs| cs.iter().filter_map(|c| c["name"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    };
+    let containers = names("containers");
+    let all: Vec<String> = containers.iter().cloned().chain(names("initContainers")).chain(names("ephemeralContainers")).collect();
+    let container = match param("container").filter(|c| !c.is_empty()) {
+        Some(c) => c.to_owned(),
+        None if containers.len() == 1 => containers[0].clone(),
+        None => {
+            return failure(
+                400,
+                "BadRequest",
+                format!("a container name must be specified for pod {pod}, choose one of: [{}]", containers.join(" ")),
+                None,
+            );
+        }
+    };
+    if !all.contains(&container) {
+        return failure(400, "BadRequest", format!("container {container} is not valid for pod {pod}"), None);
+    }
+    // kube-apiserver validates PodLogOptions: 422 Invalid for a negative tail, a
+    // non-positive byte limit or window.
+    let number = |key: &str, min: i64| -> Result<Option<i64>, Response> {
+        match param(key).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if n >= min => Ok(Some(n)),
+                _ => {
+                    let rule = if min == 0 { "greater than or equal to 0" } else { "greater than 0" };
+                    Err(failure(422, "Invalid", format!("PodLogOptions \"{pod}\" is invalid: {key}: Invalid value: {v}: must be {rule}"), None))
+                }
+            },
+        }
+    };
+    let (tail, limit) = match (number("tailLines", 0), number("limitBytes", 1), number("sinceSeconds", 1)) {
+        (Ok(t), Ok(l), Ok(_since)) => (t, l),
+        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
+    };
+    let previous = matches!(param("previous"), Some("true") | Some("1"));
+    let text = match cluster.container_log(ns, pod, &container, previous) {
+        Some(b) => b.clone(),
+        None if previous => {
+            return failure(
+                400,
+                "BadRequest",
+                format!("previous terminated container \"{container}\" in pod \"{pod}\" not found"),
+                None,
+            );
+        }
+        None => bytes::Bytes::new(),
+    };
+    // Fixture log lines carry no kubelet timestamps: every line counts as written at load
+    // time, so any `sinceSeconds` keeps them all.
+    let start = tail_start(&text, tail);
+    let end = limit.map_or(text.len(), |l| text.len().min(start.saturating_add(l as usize)));
+    ([(header::CONTENT_TYPE, "text/plain")], Body::from(text.slice(start..end))).into_response()
+}
+
+/// Where the last `n` lines of `text` start (0 for `None`), counting lines as the kubelet
+/// does: a final newline ends the last line rather than starting an empty one.
+fn tail_start(text: &[u8], n: Option<i64>) -> usize {
+    let Some(n) = n else { return 0 };
+    if n == 0 {
+        return text.len();
+    }
+    let body = text.strip_suffix(b"\n").unwrap_or(text);
+    let mut seen = 0;
+    for (i, b) in body.iter().enumerate().rev() {
+        if *b == b'\n' {
+            seen += 1;
+            if seen == n {
+                return i + 1;
+            }
+        }
+    }
+    0
 }
 
 /// The opaque `continue` token, shaped like kube-apiserver's own.
@@ -366,6 +474,17 @@ fn list<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tails_count_lines_like_the_kubelet() {
+        let tail = |t: &'static [u8], n| &t[tail_start(t, n)..];
+        assert_eq!(tail(b"a\nb\nc\n", Some(2)), b"b\nc\n");
+        assert_eq!(tail(b"a\nb\nc", Some(2)), b"b\nc");
+        assert_eq!(tail(b"a\nb\nc\n", Some(5)), b"a\nb\nc\n");
+        assert_eq!(tail(b"a\nb\n", Some(0)), b"");
+        assert_eq!(tail(b"a\nb\n", None), b"a\nb\n");
+        assert_eq!(tail(b"", Some(3)), b"");
+    }
 
     #[test]
     fn continue_tokens_expire_and_reject_garbage() {

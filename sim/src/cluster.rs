@@ -1,5 +1,6 @@
 //! The simulated cluster's object store: fixture objects loaded from a directory, indexed by
-//! resource type and sorted by namespace/name so that paging is stable.
+//! resource type and sorted by namespace/name so that paging is stable, plus the pods'
+//! container logs (`logs/<namespace>/<pod>/<container>.log`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -62,6 +63,14 @@ impl StoredObject {
     }
 }
 
+/// Annotation that makes an Event's timestamps relative to the time the fixtures are loaded:
+/// `"600"` means "last seen ten minutes ago". Time filters (IO keeps events newer than its
+/// reporting interval) then accept the same fixture on any day.
+pub const AGE_ANNOTATION: &str = "gather-agent.test/age-seconds";
+
+/// A container's log in the store: `(namespace, pod, container, previous)`.
+pub type LogKey = (String, String, String, bool);
+
 /// A snapshot of the cluster: resource types, their objects and the store's resourceVersion.
 pub struct Cluster {
     /// Every served resource type (built-ins first, then CRD-declared ones).
@@ -72,6 +81,7 @@ pub struct Cluster {
     pub resource_version: u64,
     /// Non-fatal problems found while loading (guessed kinds, duplicates...).
     pub warnings: Vec<String>,
+    logs: HashMap<LogKey, Bytes>,
 }
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
@@ -94,6 +104,7 @@ impl Cluster {
             by_path: HashMap::new(),
             resource_version: 1,
             warnings: Vec::new(),
+            logs: HashMap::new(),
         };
         for rt in resources::builtins() {
             c.add_type(rt);
@@ -139,6 +150,14 @@ impl Cluster {
                 .warnings
                 .push(format!("no *.json fixtures under {}", dir.display()));
         }
+        let mut logs = Vec::new();
+        collect_log_files(dir, dir, &mut logs)
+            .map_err(|e| SimError::Fixtures(format!("reading {}: {e}", dir.join("logs").display())))?;
+        for (rel, path) in logs {
+            let text = std::fs::read(&path)
+                .map_err(|e| SimError::Fixtures(format!("reading {}: {e}", path.display())))?;
+            cluster.add_log(&rel, Bytes::from(text));
+        }
         Ok(cluster)
     }
 
@@ -146,10 +165,11 @@ impl Cluster {
     /// rules of [`Cluster::load_dir`]: `*.json` only, path components starting with `.` or
     /// `_` skipped, files taken in path order.
     pub fn load_files<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<Self, SimError> {
-        let mut files: Vec<(&str, &[u8])> = files
+        let (mut files, logs): (Vec<(&str, &[u8])>, Vec<(&str, &[u8])>) = files
             .into_iter()
-            .filter(|(path, _)| path.ends_with(".json") && !path.split('/').any(|c| c.starts_with('.') || c.starts_with('_')))
-            .collect();
+            .filter(|(path, _)| !path.split('/').any(|c| c.starts_with('.') || c.starts_with('_')))
+            .filter(|(path, _)| path.ends_with(".json") || log_key(path).is_some())
+            .partition(|(path, _)| path.ends_with(".json"));
         // Path order, as `load_dir` sorts: resource versions are assigned in this order.
         files.sort_by(|a, b| Path::new(a.0).cmp(Path::new(b.0)));
         let mut objects = Vec::new();
@@ -162,11 +182,20 @@ impl Cluster {
         if files.is_empty() {
             cluster.warnings.push("no *.json fixtures among the in-memory files".to_owned());
         }
+        for (path, bytes) in logs {
+            cluster.add_log(path, Bytes::copy_from_slice(bytes));
+        }
         Ok(cluster)
     }
 
-    /// Builds a cluster from objects (each with a source name used in messages).
+    /// Builds a cluster from objects (each with a source name used in messages). Events with
+    /// an [`AGE_ANNOTATION`] get their timestamps set relative to now.
     pub fn from_objects(objects: Vec<(Value, String)>) -> Result<Self, SimError> {
+        Self::from_objects_at(objects, time::OffsetDateTime::now_utc())
+    }
+
+    /// [`Cluster::from_objects`] with the load time given, for tests.
+    pub fn from_objects_at(objects: Vec<(Value, String)>, now: time::OffsetDateTime) -> Result<Self, SimError> {
         let mut c = Cluster::empty();
         // CRDs first, so that the objects they declare resolve to the declared names.
         for (obj, source) in &objects {
@@ -220,6 +249,16 @@ impl Cluster {
                 if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
                     m.remove("namespace");
                 }
+            }
+            if let Some(age) = obj
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(AGE_ANNOTATION))
+                .and_then(Value::as_str)
+            {
+                let age: i64 = age.trim().parse().map_err(|_| {
+                    SimError::Fixtures(format!("{source}: {AGE_ANNOTATION} must be a whole number of seconds, got {age:?}"))
+                })?;
+                set_event_times(&mut obj, now - time::Duration::seconds(age));
             }
             let rv = match meta_str(&obj, "resourceVersion").and_then(|s| s.parse::<u64>().ok()) {
                 Some(rv) => rv,
@@ -301,6 +340,26 @@ impl Cluster {
         &self.objects[idx]
     }
 
+    /// Adds the log at fixture path `rel` (`logs/<ns>/<pod>/<container>[.previous].log`);
+    /// a log of a pod the fixtures do not hold is kept, with a warning.
+    fn add_log(&mut self, rel: &str, text: Bytes) {
+        let Some(key) = log_key(rel) else { return };
+        let has_pod = self.type_index("", "v1", "pods").is_some_and(|i| {
+            self.objects[i]
+                .binary_search_by(|o| o.sort_key().cmp(&(key.0.as_str(), key.1.as_str())))
+                .is_ok()
+        });
+        if !has_pod {
+            self.warnings.push(format!("{rel}: no pod {}/{} in the fixtures holds this log", key.0, key.1));
+        }
+        self.logs.insert(key, text);
+    }
+
+    /// The log of `container` in pod `namespace/pod` (the previous instance's if `previous`).
+    pub fn container_log(&self, namespace: &str, pod: &str, container: &str, previous: bool) -> Option<&Bytes> {
+        self.logs.get(&(namespace.to_owned(), pod.to_owned(), container.to_owned(), previous))
+    }
+
     /// Number of objects of each resource type that has any, for logs (`plural.group` → n).
     pub fn counts(&self) -> BTreeMap<String, usize> {
         self.types
@@ -322,6 +381,54 @@ fn set_meta(obj: &mut Value, field: &str, v: Value) {
             m.insert(field.to_owned(), v);
         }
     }
+}
+
+/// Sets an Event's times to `at`: `lastTimestamp`, `firstTimestamp`, the creation time, and
+/// the MicroTime fields `eventTime` and `series.lastObservedTime` where they are set.
+fn set_event_times(obj: &mut Value, at: time::OffsetDateTime) {
+    let secs = at.replace_nanosecond(0).unwrap_or(at);
+    let rfc3339 = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    };
+    let micro = {
+        let t = at.replace_nanosecond(at.microsecond() * 1000).unwrap_or(at);
+        let s = rfc3339(t);
+        // MicroTime always has six fraction digits (`2006-01-02T15:04:05.000000Z`).
+        match s.split_once('.') {
+            Some((head, frac)) => format!("{head}.{:0<6}Z", frac.trim_end_matches('Z')),
+            None => format!("{}.000000Z", s.trim_end_matches('Z')),
+        }
+    };
+    let Some(o) = obj.as_object_mut() else { return };
+    for field in ["lastTimestamp", "firstTimestamp"] {
+        o.insert(field.to_owned(), Value::String(rfc3339(secs)));
+    }
+    if o.get("eventTime").is_some_and(|v| !v.is_null()) {
+        o.insert("eventTime".to_owned(), Value::String(micro.clone()));
+    }
+    if let Some(series) = o.get_mut("series").and_then(Value::as_object_mut) {
+        series.insert("lastObservedTime".to_owned(), Value::String(micro));
+    }
+    set_meta(obj, "creationTimestamp", Value::String(rfc3339(secs)));
+}
+
+/// Parses a fixture log path, `logs/<namespace>/<pod>/<container>.log` (or
+/// `<container>.previous.log`, the log of the container's previous instance).
+pub fn log_key(rel: &str) -> Option<LogKey> {
+    let rel = rel.replace('\\', "/");
+    let mut parts = rel.split('/');
+    let (Some("logs"), Some(ns), Some(pod), Some(file), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let stem = file.strip_suffix(".log")?;
+    let (container, previous) = match stem.strip_suffix(".previous") {
+        Some(c) => (c, true),
+        None => (stem, false),
+    };
+    (!ns.is_empty() && !pod.is_empty() && !container.is_empty())
+        .then(|| (ns.to_owned(), pod.to_owned(), container.to_owned(), previous))
 }
 
 /// `metadata.labels` as a map (non-string values are ignored, as the API server refuses them).
@@ -368,6 +475,27 @@ fn collect_json_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()>
             collect_json_files(&path, out)?;
         } else if name.ends_with(".json") {
             out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The `logs/<ns>/<pod>/<container>.log` files under a fixture root, as (relative path, path).
+fn collect_log_files(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> std::io::Result<()> {
+    let logs = if dir == root { root.join("logs") } else { dir.to_owned() };
+    if !logs.is_dir() {
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&logs)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            collect_log_files(root, &path, out)?;
+        } else {
+            let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+            if log_key(&rel).is_some() {
+                out.push((rel, path));
+            }
         }
     }
     Ok(())

@@ -7,8 +7,10 @@
 //!
 //! # Layout
 //! - this file: [`SimConfig`], [`start`] and the HTTPS server; [`Fault`] injection.
-//! - `api`: the request router: auth, get/list, selectors, paging, Status errors.
-//! - [`cluster`]: the fixture objects, loaded from a directory, indexed by resource.
+//! - `api`: the request router: auth, get/list, selectors, paging, `pods/{name}/log`, Status
+//!   errors.
+//! - [`cluster`]: the fixture objects, loaded from a directory, indexed by resource, and the
+//!   pods' container logs.
 //! - [`resources`]: which resource types exist and how they are named.
 //! - [`scale`]: growing the cluster (`--scale N`) with synthetic nodes and pods.
 //! - [`selector`]: label and field selectors.
@@ -204,6 +206,11 @@ impl SimState {
 
     fn fault_for(&self, path: &str) -> Option<Fault> {
         self.faults.read().expect("faults lock").iter().find(|f| path.starts_with(&f.prefix)).cloned()
+    }
+
+    /// Whether a forbidden entry names this resource exactly (`pods/log`).
+    fn is_forbidden_name(&self, resource: &str) -> bool {
+        self.forbid.iter().any(|f| f.trim() == resource)
     }
 
     fn is_forbidden(&self, rt: &ResourceType) -> bool {

@@ -80,9 +80,52 @@ fn pod_cells(obj: &Value) -> Vec<Value> {
     vec![json!(format!("{ready}/{total}")), json!(status), json!(restarts)]
 }
 
+fn partial_metadata(obj: &Value) -> Value {
+    let metadata = obj.get("metadata").cloned().map(|mut m| {
+        if let Some(m) = m.as_object_mut() {
+            m.remove("managedFields");
+        }
+        m
+    });
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata})
+}
+
+/// kube-apiserver's event columns (`LAST SEEN TYPE REASON OBJECT MESSAGE`): events have no
+/// Name column, unlike every other kind.
+fn event_table(objects: &[Value], list_meta: Value, now: time::OffsetDateTime) -> Value {
+    let columns = vec![
+        col("Last Seen", "string", "", "Time when last the event was observed"),
+        col("Type", "string", "", "Type of the event"),
+        col("Reason", "string", "", "Reason of the event"),
+        col("Object", "string", "", "The object the event is about"),
+        col("Message", "string", "", "A human-readable description of the event"),
+    ];
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|e| {
+            let last_seen = e["lastTimestamp"]
+                .as_str()
+                .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+                .map(|t| human_age((now - t).whole_seconds()))
+                .unwrap_or_else(|| "<unknown>".into());
+            let object = format!(
+                "{}/{}",
+                e["involvedObject"]["kind"].as_str().unwrap_or_default().to_ascii_lowercase(),
+                e["involvedObject"]["name"].as_str().unwrap_or_default()
+            );
+            let cells = vec![json!(last_seen), e["type"].clone(), e["reason"].clone(), json!(object), e["message"].clone()];
+            json!({"cells": cells, "object": partial_metadata(e)})
+        })
+        .collect();
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta, "columnDefinitions": columns, "rows": rows})
+}
+
 /// Renders objects as a `meta.k8s.io/v1` Table with `metadata` carrying paging info.
 pub fn table(rt: &ResourceType, objects: &[Value], list_meta: Value) -> Value {
     let now = time::OffsetDateTime::now_utc();
+    if rt.group.is_empty() && rt.plural == "events" {
+        return event_table(objects, list_meta, now);
+    }
     let name_col = col("Name", "string", "name", "Name must be unique within a namespace.");
     let age_col = col("Age", "string", "", "CreationTimestamp is the time the object was created.");
     let (columns, extra): (Vec<Value>, fn(&Value) -> Vec<Value>) = match (rt.group.as_str(), rt.plural.as_str()) {
@@ -114,13 +157,7 @@ pub fn table(rt: &ResourceType, objects: &[Value], list_meta: Value) -> Value {
                 }
                 _ => cells.push(json!(age(obj, now))),
             }
-            let metadata = obj.get("metadata").cloned().map(|mut m| {
-                if let Some(m) = m.as_object_mut() {
-                    m.remove("managedFields");
-                }
-                m
-            });
-            json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata}})
+            json!({"cells": cells, "object": partial_metadata(obj)})
         })
         .collect();
     json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta, "columnDefinitions": columns, "rows": rows})

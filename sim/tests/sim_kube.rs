@@ -97,3 +97,18 @@ async fn unauthorized_without_the_token() {
         other => panic!("expected 401, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn kube_rs_reads_pod_logs() {
+    let sim = common::start_sample().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pods: Api<Pod> = Api::namespaced(client_for(&sim, &dir).await, "openshift-monitoring");
+    let lp = kube::api::LogParams { container: Some("alertmanager".into()), tail_lines: Some(50), ..Default::default() };
+    let text = pods.logs("alertmanager-main-0", &lp).await.unwrap();
+    let on_disk = std::fs::read_to_string(common::sample_dir().join("logs/openshift-monitoring/alertmanager-main-0/alertmanager.log")).unwrap();
+    let tail: Vec<&str> = on_disk.lines().skip(on_disk.lines().count().saturating_sub(50)).collect();
+    assert_eq!(text.lines().collect::<Vec<_>>(), tail);
+    assert!(on_disk.lines().count() > 50);
+    let err = pods.logs("no-such-pod", &kube::api::LogParams::default()).await.unwrap_err();
+    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 404), "{err}");
+}

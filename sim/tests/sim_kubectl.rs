@@ -122,3 +122,44 @@ async fn kubectl_table_output_and_errors() {
     assert!(!names.is_empty());
     assert!(names.iter().all(|n| n.starts_with("sample-app/")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_logs_and_the_imported_kinds() {
+    let sim = common::start_sample().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kc).unwrap();
+
+    let ns = "openshift-cluster-samples-operator";
+    let pod = "cluster-samples-operator-8ffb9b45f-49mjr";
+    let log = std::fs::read_to_string(common::sample_dir().join(format!("logs/{ns}/{pod}/cluster-samples-operator.log"))).unwrap();
+    let out = kubectl(&kc, &["logs", "-n", ns, pod, "-c", "cluster-samples-operator", "--tail=5"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tail: Vec<&str> = log.lines().skip(log.lines().count() - 5).collect();
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().collect::<Vec<_>>(), tail);
+    let out = kubectl(&kc, &["logs", "-n", ns, pod, "-c", "nope"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("container nope is not valid"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = kubectl(&kc, &["logs", "-n", ns, "no-such-pod"]).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pods \"no-such-pod\" not found"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Kinds imported for IO's gatherers, by plural, short name and group.
+    for (resource, kind) in [
+        ("machines.machine.openshift.io", "Machine"),
+        ("machinesets.machine.openshift.io", "MachineSet"),
+        ("nns", "NodeNetworkState"),
+        ("scc", "SecurityContextConstraints"),
+        ("csv", "ClusterServiceVersion"),
+        ("clusterroles", "ClusterRole"),
+        ("events", "Event"),
+        ("configmaps", "ConfigMap"),
+    ] {
+        let list = kubectl_json(&kc, &["get", resource, "-A", "-o", "json"]).await;
+        let names = item_names(&list);
+        assert_eq!(names, common::fixture_names(kind), "{resource}");
+        assert!(!names.is_empty(), "{resource}");
+    }
+    let out = kubectl(&kc, &["get", "events", "-n", "openshift-machine-api"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FailedUpdate"));
+}

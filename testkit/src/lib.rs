@@ -2,12 +2,16 @@
 //! the sample fixture cluster on the simulator, a raw HTTPS client, WAT guests, one period,
 //! and a periodic agent running in the test's runtime.
 //!
+//! [`planted`] builds a fixture cluster with planted sensitive values, for privacy tests.
+//!
 //! Test files that still say `mod common;` get all of this through `tests/common/mod.rs`,
 //! which re-exports this crate.
 
 use std::path::PathBuf;
 
 pub use gather_sim as sim;
+
+pub mod planted;
 use gather_sim::{SimConfig, SimHandle};
 
 /// `testdata/cluster/sample` in the source tree.
@@ -113,7 +117,9 @@ pub async fn period(
     let (specs, failures) = agent::gather::load_modules_dir(&sandbox, &mdir, &config).unwrap();
     let api = Arc::new(agent::policy::Bridge::new(client, tokio::runtime::Handle::current()));
     let out = work.path().join("out");
-    let result = agent::gather::run_period(sandbox, api, specs, failures, &agent::gather::PeriodOptions::new(&out))
+    let mut opts = agent::gather::PeriodOptions::new(&out);
+    opts.obfuscate_networking = config.obfuscates_networking();
+    let result = agent::gather::run_period(sandbox, api, specs, failures, &opts)
         .await
         .expect("an archive is written");
     (result, work)

@@ -37,7 +37,7 @@ impl<'de> Deserialize<'de> for Key<'de> {
 }
 
 /// A JSON object's members in document order, values left unparsed.
-struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+pub(crate) struct Entries<'a>(pub(crate) Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'de> Deserialize<'de> for Entries<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -60,7 +60,7 @@ impl<'de> Deserialize<'de> for Entries<'de> {
 }
 
 impl<'a> Entries<'a> {
-    fn parse(raw: &'a RawValue) -> Option<Self> {
+    pub(crate) fn parse(raw: &'a RawValue) -> Option<Self> {
         raw.get().starts_with('{').then(|| serde_json::from_str(raw.get()).ok())?
     }
 
@@ -73,7 +73,7 @@ impl<'a> Entries<'a> {
     }
 }
 
-fn array(raw: &RawValue) -> Option<Vec<&RawValue>> {
+pub(crate) fn array(raw: &RawValue) -> Option<Vec<&RawValue>> {
     raw.get().starts_with('[').then(|| serde_json::from_str(raw.get()).ok())?
 }
 
@@ -133,7 +133,7 @@ pub(crate) fn check_path(path: &str) -> Result<(), String> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Seg {
+pub(crate) enum Seg {
     Key(String),
     Any,
 }
@@ -339,7 +339,7 @@ impl Fields {
 }
 
 /// One pointer segment, unescaped (`~1` is `/`, `~0` is `~`; any other `~` is an error).
-fn segment(s: &str) -> Result<Seg, String> {
+pub(crate) fn segment(s: &str) -> Result<Seg, String> {
     if s == "*" {
         return Ok(Seg::Any);
     }
@@ -525,7 +525,7 @@ pub(crate) fn render_item(raw: &RawValue, strip: bool) -> (Vec<u8>, ItemMeta) {
     (out, item)
 }
 
-fn write_key(out: &mut Vec<u8>, key: &str) {
+pub(crate) fn write_key(out: &mut Vec<u8>, key: &str) {
     serde_json::to_writer(&mut *out, key).expect("writing to a Vec cannot fail");
     out.push(b':');
 }

@@ -74,8 +74,11 @@ fn ingress_module(version: &str) -> anyhow::Result<Vec<u8>> {
     Ok(wat::parse_str(src)?)
 }
 
-/// Default gatherers only: benchmark and test modules may share the build directory.
-const DEFAULT_GATHERERS: [&str; 6] = ["clusterconfig", "clusteroperators", "clusterversion", "machineconfigpools", "nodes", "pods"];
+/// The default gatherers: the set embedded in this binary (by name: benchmark and test
+/// modules may share a `--modules` directory, and are not published).
+fn default_gatherers() -> Vec<String> {
+    gather_defaults::modules().iter().filter_map(|m| m.name.strip_suffix(".wasm")).map(str::to_owned).collect()
+}
 
 fn step(n: u32, title: &str) {
     println!("\n[{n}/6] {title}");
@@ -118,8 +121,8 @@ pub async fn run(args: DemoArgs, shutdown: impl std::future::Future<Output = ()>
     step(2, "a gatherer author publishes the gatherers to a signed static site");
     let staging = dir.join("to-publish");
     std::fs::create_dir_all(&staging)?;
-    for name in DEFAULT_GATHERERS {
-        std::fs::write(staging.join(format!("{name}.wasm")), module_bytes(args.modules.as_ref(), name)?)?;
+    for name in default_gatherers() {
+        std::fs::write(staging.join(format!("{name}.wasm")), module_bytes(args.modules.as_ref(), &name)?)?;
     }
     std::fs::write(staging.join("ingresscontroller.wasm"), ingress_module("1.0.0")?)?;
     let (secret, public_key) = agent::index::generate_key();

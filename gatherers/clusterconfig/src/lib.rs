@@ -6,6 +6,7 @@ use hostapi::guest::{self, Result};
 hostapi::gatherer! {
     name: "clusterconfig",
     description: "config.openshift.io singletons (config/<kind>.json)",
+    reproduces: ["clusterconfig/infrastructures", "clusterconfig/networks", "clusterconfig/proxies", "clusterconfig/oauths", "clusterconfig/ingress", "clusterconfig/image", "clusterconfig/feature_gates", "clusterconfig/cluster_apiserver", "clusterconfig/authentication"],
     permissions: [
         "GET /apis/config.openshift.io/v1/infrastructures/cluster",
         "GET /apis/config.openshift.io/v1/networks/cluster",

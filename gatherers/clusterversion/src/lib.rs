@@ -6,6 +6,7 @@ use serde_json::Value;
 hostapi::gatherer! {
     name: "clusterversion",
     description: "ClusterVersion (config/version.json) and cluster ID (config/id)",
+    reproduces: ["clusterconfig/version"],
     permissions: ["GET /apis/config.openshift.io/v1/clusterversions/version"],
     run: gather,
 }

@@ -5,6 +5,7 @@ use hostapi::guest::{self, Result};
 hostapi::gatherer! {
     name: "machineconfigpools",
     description: "MachineConfigPool objects (config/machineconfigpools/<name>.json)",
+    reproduces: ["clusterconfig/machine_config_pools"],
     permissions: ["GET /apis/machineconfiguration.openshift.io/v1/machineconfigpools"],
     run: gather,
 }

@@ -5,6 +5,7 @@ use hostapi::guest::{self, Result};
 hostapi::gatherer! {
     name: "nodes",
     description: "Node objects (config/node/<name>.json)",
+    reproduces: ["clusterconfig/nodes"],
     permissions: ["GET /api/v1/nodes"],
     run: gather,
 }

@@ -12,6 +12,7 @@ use hostapi::guest::{self, Item, List, Result};
 hostapi::gatherer! {
     name: "pods",
     description: "Unhealthy openshift-* pods (config/pod/<namespace>/<name>.json)",
+    reproduces: ["clusterconfig/operators_pods_and_events"],
     permissions: ["GET /api/v1/pods"],
     run: gather,
 }
