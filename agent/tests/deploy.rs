@@ -22,7 +22,6 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use serde_json::Value;
 
-
 /// Room the `data` volume keeps for the state dir (module cache of the current and a staged
 /// set, the last accepted index, status.json) beyond the archives.
 const STATE_RESERVE: u64 = 256 << 20;
