@@ -286,6 +286,23 @@ fn retention_fits_the_data_volume_and_the_persistent_overlay_keeps_it() {
     assert_eq!(base.len() + 1, persistent.len());
 }
 
+/// The host's own memory beyond the guests' caps, as the agent's start-up check counts it.
+const HOST_MARGIN: u64 = 64 << 20;
+
+/// The container's memory limit holds every gatherer running at its memory cap at once, plus
+/// the host: four guests at their 64 MiB caps reached 276 MB, over a 256Mi limit, and the
+/// kernel killed the agent mid-period.
+#[test]
+fn memory_limit_holds_the_gatherers_at_their_caps() {
+    let items = objects(&deploy_dir());
+    let cm = find(&items, "ConfigMap", "gather-agent");
+    let config: agent::config::AgentConfig = serde_json::from_str(cm["data"]["config.json"].as_str().unwrap()).unwrap();
+    let d = find(&items, "Deployment", "gather-agent");
+    let limit = quantity(d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"].as_str().unwrap());
+    let needed = config.concurrency as u64 * config.limits.memory_bytes + HOST_MARGIN;
+    assert!(needed <= limit, "concurrency {} x memoryBytes {} + {HOST_MARGIN} = {needed} bytes, over the {limit}-byte limit", config.concurrency, config.limits.memory_bytes);
+}
+
 /// The base and both overlays against the real API schemas, offline, strictly.
 #[test]
 fn manifests_validate_against_the_api_schemas() {
