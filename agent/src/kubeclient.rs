@@ -9,13 +9,13 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The kubeconfig file could not be read or parsed.
-    #[error("reading kubeconfig {path}: {source}")]
+    #[error("reading kubeconfig {path}: {}", kubeconfig_reason(error))]
     Kubeconfig {
         /// The file.
         path: PathBuf,
-        /// Why.
-        #[source]
-        source: kube::config::KubeconfigError,
+        /// Why. Not a `#[source]`: kube's text repeats the path in Debug quotes
+        /// (`'"/k.yaml"'`), so the message carries the causes itself.
+        error: kube::config::KubeconfigError,
     },
     /// The in-cluster service account could not be used.
     #[error("no --kubeconfig, no KUBECONFIG, and in-cluster config failed: {0}")]
@@ -23,6 +23,25 @@ pub enum ClientError {
     /// The client could not be created from the config.
     #[error("creating the Kubernetes client: {0}")]
     Client(#[source] kube::Error),
+}
+
+/// kube's error without its own mention of the path, and with its causes.
+fn kubeconfig_reason(e: &kube::config::KubeconfigError) -> String {
+    use kube::config::KubeconfigError;
+    let mut text = match e {
+        KubeconfigError::ReadConfig(io, _) => io.to_string(),
+        other => other.to_string(),
+    };
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Where the client's configuration came from; logged so operators can tell.
@@ -48,13 +67,15 @@ impl std::fmt::Display for ConfigSource {
 
 /// Builds a client from one kubeconfig file (its current context).
 pub async fn from_kubeconfig(path: &Path) -> Result<kube::Client, ClientError> {
+    client_from(kubeconfig_config(path).await?)
+}
+
+/// The config of one kubeconfig file's current context.
+async fn kubeconfig_config(path: &Path) -> Result<kube::Config, ClientError> {
     crate::tls::install_crypto_provider();
-    let err = |source| ClientError::Kubeconfig { path: path.to_owned(), source };
+    let err = |error| ClientError::Kubeconfig { path: path.to_owned(), error };
     let kc = Kubeconfig::read_from(path).map_err(err)?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .map_err(err)?;
-    client_from(config)
+    kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.map_err(err)
 }
 
 /// Builds the client. kube-rs would retry 429/503/504 itself (up to 15 times, honouring
@@ -68,16 +89,33 @@ pub fn client_from(mut config: kube::Config) -> Result<kube::Client, ClientError
 
 /// Resolves the config in our documented order (kube's `Config::infer` differs) and connects.
 pub async fn connect(flag: Option<&Path>) -> Result<(kube::Client, ConfigSource), ClientError> {
-    if let Some(path) = flag {
-        return Ok((from_kubeconfig(path).await?, ConfigSource::Flag(path.to_owned())));
-    }
-    if let Some(env) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+    let c = connection(flag).await?;
+    Ok((c.client, c.source))
+}
+
+/// A client, where its configuration came from, and the API server it talks to.
+pub struct Connection {
+    /// The client.
+    pub client: kube::Client,
+    /// Where its configuration came from.
+    pub source: ConfigSource,
+    /// The API server's URL, for messages (see [`crate::policy::Bridge::with_server`]).
+    pub server: http::Uri,
+}
+
+/// [`connect`], also telling which API server the client talks to.
+pub async fn connection(flag: Option<&Path>) -> Result<Connection, ClientError> {
+    let (config, source) = if let Some(path) = flag {
+        (kubeconfig_config(path).await?, ConfigSource::Flag(path.to_owned()))
+    } else if let Some(env) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
         // Like kubectl, take the first file of a `:`-separated list.
         let first = std::env::split_paths(&env).next().unwrap_or_default();
-        return Ok((from_kubeconfig(&first).await?, ConfigSource::Env(first)));
-    }
-    let config = in_cluster_config(&service_account_dir())?;
-    Ok((client_from(config)?, ConfigSource::InCluster))
+        (kubeconfig_config(&first).await?, ConfigSource::Env(first))
+    } else {
+        (in_cluster_config(&service_account_dir())?, ConfigSource::InCluster)
+    };
+    let server = config.cluster_url.clone();
+    Ok(Connection { client: client_from(config)?, source, server })
 }
 
 /// Where the pod's service account is mounted. `GATHER_AGENT_SERVICEACCOUNT_DIR` overrides it

@@ -310,12 +310,43 @@ impl BridgeError {
 pub struct Bridge {
     client: kube::Client,
     runtime: tokio::runtime::Handle,
+    /// The API server's URL, named in errors (kube's client does not expose it).
+    server: Option<String>,
 }
 
 impl Bridge {
     /// A bridge over `client`, driving requests on `runtime`.
     pub fn new(client: kube::Client, runtime: tokio::runtime::Handle) -> Self {
-        Bridge { client, runtime }
+        Bridge { client, runtime, server: None }
+    }
+
+    /// Names `server` (the client's cluster URL) in connection errors, so that an unreachable
+    /// API server reads `https://10.0.0.1:6443/: client error (Connect): tcp connect error:
+    /// Connection refused` rather than kube's bare `ServiceError: client error (Connect)`.
+    pub fn with_server(mut self, server: impl std::fmt::Display) -> Self {
+        self.server = Some(server.to_string());
+        self
+    }
+
+    /// Why a request got no response: the server, then every cause (connection refused, DNS,
+    /// TLS...), which kube's own message leaves out.
+    fn unavailable(&self, e: &kube::Error) -> BridgeError {
+        let top: &(dyn std::error::Error + 'static) = match e {
+            // kube's text for this variant is "ServiceError: " plus its source's.
+            kube::Error::Service(inner) => inner.as_ref(),
+            other => other,
+        };
+        let mut text = self.server.clone().unwrap_or_else(|| "(the client's cluster URL)".into());
+        let mut cause = Some(top);
+        while let Some(c) = cause {
+            let part = c.to_string();
+            if !text.contains(&part) {
+                text.push_str(": ");
+                text.push_str(&part);
+            }
+            cause = c.source();
+        }
+        BridgeError::Unavailable(text)
     }
 
     /// Sends an allowed request and reads at most `cap` body bytes, giving up at `deadline`.
@@ -349,7 +380,7 @@ impl Bridge {
         }
         let body = if req.method == "GET" { Vec::new() } else { req.body.clone() };
         let http_req = builder.body(body).map_err(|e| BridgeError::Unavailable(format!("bad request: {e}")))?;
-        let resp = self.client.send(http_req.map(kube::client::Body::from)).await.map_err(|e| BridgeError::Unavailable(e.to_string()))?;
+        let resp = self.client.send(http_req.map(kube::client::Body::from)).await.map_err(|e| self.unavailable(&e))?;
         let status = resp.status().as_u16();
         let headers: Vec<(String, String)> = hostapi::http::FORWARDED_RESPONSE_HEADERS
             .iter()

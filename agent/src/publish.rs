@@ -97,11 +97,27 @@ struct ModuleSettings {
     limits: Option<serde_json::Value>,
 }
 
-use crate::util::write_atomic;
+use crate::util::write_atomic_public as write_atomic;
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PublishError {
     let path = path.to_owned();
     move |source| PublishError::Io { what, path, source }
+}
+
+/// Creates the site directory world-readable (0755, whatever the umask) when it is missing,
+/// like the files in it: a web server running as another user must be able to serve them.
+/// An existing directory keeps the mode its owner chose.
+fn create_site_dir(site: &Path) -> std::io::Result<()> {
+    if site.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(site)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(site, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
 }
 
 /// Publishes `opts.modules_dir` into `opts.site`.
@@ -157,7 +173,7 @@ pub fn publish(opts: &PublishOptions) -> Result<Published, PublishError> {
         }
     }
 
-    std::fs::create_dir_all(&opts.site).map_err(io("creating", &opts.site))?;
+    create_site_dir(&opts.site).map_err(io("creating", &opts.site))?;
     let index_path = opts.site.join(INDEX_FILE);
     let serial = match std::fs::read(&index_path) {
         Ok(bytes) => Index::parse(&bytes)

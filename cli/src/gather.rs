@@ -5,21 +5,21 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-
+/// Arguments of `gather`: the same environment variables as `run` for the settings they share.
 #[derive(clap::Args)]
 pub struct GatherArgs {
     /// kubeconfig to use (else $KUBECONFIG, else in-cluster).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, env = "GATHER_AGENT_KUBECONFIG", value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
     /// Gatherer modules: a directory of *.wasm, or one .wasm file [default: the embedded
     /// default gatherers].
-    #[arg(long, value_name = "DIR|FILE")]
+    #[arg(long, env = "GATHER_AGENT_MODULES_DIR", value_name = "DIR|FILE")]
     pub modules: Option<PathBuf>,
     /// Directory to write the archive into (created if missing).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, env = "GATHER_AGENT_OUT", value_name = "DIR")]
     pub out: PathBuf,
     /// Agent config (JSON): limits, per-module policy and config. See docs/CONFIG.md.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "GATHER_AGENT_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
 
@@ -27,11 +27,11 @@ pub async fn run(args: GatherArgs) -> anyhow::Result<()> {
     use std::sync::Arc;
 
     let config = match &args.config {
-        Some(p) => agent::config::AgentConfig::load(p)?,
+        Some(p) => agent::config::AgentConfig::load(p).map_err(crate::usage)?,
         None => agent::config::AgentConfig::default(),
     };
-    let (client, source) = agent::kubeclient::connect(args.kubeconfig.as_deref()).await?;
-    tracing::info!("Kubernetes client from {source}");
+    let conn = agent::kubeclient::connection(args.kubeconfig.as_deref()).await?;
+    tracing::info!("Kubernetes client from {}, API server {}", conn.source, conn.server);
     let sources = match &args.modules {
         Some(path) => agent::loader::read_path(path)?,
         None => crate::embedded_modules(),
@@ -43,7 +43,7 @@ pub async fn run(args: GatherArgs) -> anyhow::Result<()> {
     }
     let (specs, failures) = loaded.into_period();
     anyhow::ensure!(!specs.is_empty() || !failures.is_empty(), "every gatherer is disabled by the configuration; nothing to run");
-    let api = Arc::new(agent::policy::Bridge::new(client, tokio::runtime::Handle::current()));
+    let api = Arc::new(agent::policy::Bridge::new(conn.client, tokio::runtime::Handle::current()).with_server(&conn.server));
     let mut opts = agent::gather::PeriodOptions::new(&args.out);
     opts.concurrency = config.concurrency;
     opts.archive_max_bytes = config.archive_max_bytes;

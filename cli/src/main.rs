@@ -5,6 +5,7 @@
 //! - `inspect`: reading archives back (crate `gather-inspect`, also its own `gather-inspect`).
 //! - `sim` (feature `sim`): the API-server simulator (crate `gather-sim`).
 //! - `bench`, `demo` (feature `devtools`): crate `gather-devtools`.
+//! - `version`, `completions`: this binary's build and shell completion scripts.
 //!
 //! The operator image builds `--no-default-features`: the runtime and `inspect` only.
 
@@ -14,17 +15,21 @@ use clap::{Parser, Subcommand};
 use gather_devtools::cmd::{bench, demo};
 use gather_inspect::cli as inspect;
 
+mod completions;
 mod gather;
 mod publish;
 mod run;
 mod serve;
 #[cfg(feature = "sim")]
 mod sim;
+mod version;
+
+pub(crate) use gather_inspect::cli::usage;
 
 /// gather-agent: an Insights-Operator-style data gatherer whose gatherers are sandboxed,
 /// hot-swappable WebAssembly modules.
 #[derive(Parser)]
-#[command(name = "gather-agent", version, about, long_about = None)]
+#[command(name = "gather-agent", version, about, long_about = None, after_help = gather_inspect::cli::EXIT_STATUS_HELP)]
 struct Cli {
     /// Log filter (tracing EnvFilter syntax), for example `info` or `agent=debug`.
     #[arg(long, global = true, env = "GATHER_AGENT_LOG", default_value = "info")]
@@ -108,6 +113,11 @@ enum Command {
     /// --go-probe (default: target/bench/ in the working directory, from `cargo xtask gatherers`).
     #[cfg(feature = "devtools")]
     Bench(bench::BenchArgs),
+    /// This binary's version, gatherer ABI version, git commit and embedded default gatherers
+    /// (name, version, sha256).
+    Version(version::VersionArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(completions::CompletionsArgs),
     /// A subcommand this build leaves out (hidden): say so instead of "unrecognized".
     #[cfg(not(all(feature = "sim", feature = "devtools")))]
     #[command(external_subcommand)]
@@ -179,22 +189,24 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args).await,
         #[cfg(feature = "devtools")]
         Command::Bench(args) => bench::run(args).await,
+        Command::Version(args) => version::run(args),
+        Command::Completions(args) => completions::run(args, <Cli as clap::CommandFactory>::command()),
         #[cfg(not(all(feature = "sim", feature = "devtools")))]
         Command::Absent(args) => {
             let name = args.first().map_or("", String::as_str);
-            match absent_reason(name) {
-                Some(feature) => Err(anyhow::anyhow!(
+            Err(usage(match absent_reason(name) {
+                Some(feature) => anyhow::anyhow!(
                     "`{name}` is not built into this binary (built without the {feature}: the operator image ships the runtime and `inspect` only); use a build with default features, e.g. `cargo install --path cli`"
-                )),
-                None => Err(anyhow::anyhow!("unrecognized subcommand `{name}`; see `gather-agent --help`")),
-            }
+                ),
+                None => anyhow::anyhow!("unrecognized subcommand `{name}`; see `gather-agent --help`"),
+            }))
         }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", gather_inspect::cli::one_line(&e));
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(gather_inspect::cli::exit_status(&e))
         }
     }
 }
@@ -207,9 +219,29 @@ pub(crate) fn embedded_modules() -> Vec<agent::loader::ModuleSource> {
         .collect()
 }
 
+/// The build script's git lookup, compiled here too so that its fallback is tested.
+#[cfg(test)]
+mod git_commit {
+    include!("git_commit.rs");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Outside a git work tree (a source tarball), the commit is unknown rather than a build
+    /// failure; inside one, it is HEAD's 40 hex digits and the build watches HEAD.
+    #[test]
+    fn git_commit_has_a_fallback() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(git_commit::git_commit(dir.path()), None);
+        assert!(git_commit::git_watch(dir.path()).is_empty());
+        let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        if let Some(commit) = git_commit::git_commit(here) {
+            assert_eq!(commit.len(), 40);
+            assert!(git_commit::git_watch(here).iter().any(|f| f.ends_with("HEAD")));
+        }
+    }
 
     /// The operator image's build (`--no-default-features`) names what is left out and why.
     #[test]

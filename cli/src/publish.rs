@@ -55,7 +55,7 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<()> {
     }
     match &published.public_key {
         Some(pk) => {
-            println!("signed: {}/index.json.sig", args.out.display());
+            println!("signed: {}", args.out.join("index.json.sig").display());
             println!("configure agents with: --public-key {pk}");
         }
         None => println!("unsigned (pass --key KEYFILE to sign; agents with a public key will refuse it)"),

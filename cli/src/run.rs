@@ -129,9 +129,10 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<(agent::run::RunConfig, Option<P
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let (cfg, kubeconfig) = resolve(args)?;
-    let (client, source) = agent::kubeclient::connect(kubeconfig.as_deref()).await?;
-    tracing::info!("Kubernetes client from {source}");
+    // A bad flag, environment variable or config value: exit 2, as clap's own usage errors.
+    let (cfg, kubeconfig) = resolve(args).map_err(crate::usage)?;
+    let conn = agent::kubeclient::connection(kubeconfig.as_deref()).await?;
+    tracing::info!("Kubernetes client from {}, API server {}", conn.source, conn.server);
     let agent = agent::run::Agent::new(cfg.clone())?;
     if let Some(addr) = agent.endpoints_addr() {
         tracing::info!("endpoints: http://{addr}/healthz /readyz /metrics /status");
@@ -144,7 +145,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         signed = cfg.public_key.is_some(),
         "gather-agent running"
     );
-    let api = Arc::new(agent::policy::Bridge::new(client, tokio::runtime::Handle::current()));
+    let api = Arc::new(agent::policy::Bridge::new(conn.client, tokio::runtime::Handle::current()).with_server(&conn.server));
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         crate::shutdown_signal().await;

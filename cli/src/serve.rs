@@ -17,7 +17,7 @@ pub struct ServeArgs {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if !args.site.is_dir() {
-        anyhow::bail!("site directory {} does not exist", args.site.display());
+        return Err(crate::usage(anyhow::anyhow!("site directory {} does not exist", args.site.display())));
     }
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;

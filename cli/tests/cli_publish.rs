@@ -97,3 +97,42 @@ async fn serve_sends_strong_etags_and_304s_and_nothing_outside_the_site() {
     assert_eq!(r.status(), 405);
     let _ = child.kill();
 }
+
+/// A site is for a web server running as another user: files 0644 and a new site dir 0755
+/// whatever the umask (publish writes through private temp files), and the printed paths
+/// have no `//` when `--out` ends with a slash.
+#[cfg(unix)]
+#[test]
+fn the_published_site_is_world_readable_and_its_paths_are_clean() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("p.key");
+    assert!(bin().arg("keygen").arg("--out").arg(&key).output().unwrap().status.success());
+    let modules = dir.path().join("modules");
+    std::fs::create_dir_all(&modules).unwrap();
+    std::fs::write(modules.join("x.wasm"), common::hello("x", "1.0.0", "x")).unwrap();
+    let site = dir.path().join("site");
+    for umask in ["022", "077"] {
+        let _ = std::fs::remove_dir_all(&site);
+        // The umask is the shell's, inherited by exec.
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask} && exec \"$0\" publish --modules \"$1\" --out \"$2/\" --key \"$3\""))
+            .arg(env!("CARGO_BIN_EXE_gather-agent"))
+            .arg(&modules)
+            .arg(&site)
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains(&format!("signed: {}/index.json.sig\n", site.display())), "{out}");
+        assert!(!out.contains("//"), "{out}");
+        assert_eq!(std::fs::metadata(&site).unwrap().permissions().mode() & 0o777, 0o755, "umask {umask}: the site dir");
+        let files: Vec<_> = std::fs::read_dir(&site).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(files.len(), 3, "the module, index.json, index.json.sig and no temp file: {files:?}");
+        for f in files {
+            assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o644, "umask {umask}: {}", f.display());
+        }
+    }
+}

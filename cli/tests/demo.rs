@@ -8,7 +8,7 @@ fn demo_runs_to_completion_and_shows_the_swap() {
     common::built_gatherers();
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_gather-agent"))
-        .args(["demo", "--period", "1", "--dir"])
+        .args(["demo", "--period", "1s", "--dir"])
         .arg(dir.path())
         .env("HOME", dir.path())
         .output()

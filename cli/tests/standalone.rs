@@ -31,7 +31,7 @@ fn isolated(exe: &Path, cwd: &Path) -> Command {
 fn copied_binary_runs_the_demo_with_no_source_tree() {
     let dir = tempfile::tempdir().unwrap();
     let (exe, cwd) = copied_binary(dir.path());
-    let out = isolated(&exe, &cwd).args(["demo", "--period", "1", "--dir", "work"]).output().unwrap();
+    let out = isolated(&exe, &cwd).args(["demo", "--period", "1s", "--dir", "work"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("the embedded sample cluster"), "{stdout}");

@@ -122,17 +122,57 @@ fn fail(e: InspectError) -> anyhow::Error {
     anyhow::Error::msg(e.to_string())
 }
 
-/// Runs one inspect command; an error means exit status 1 after printing it on one line.
+/// Exit status for a usage error, as clap gives for its own (an unknown flag, a bad value).
+pub const EXIT_USAGE: u8 = 2;
+
+/// Exit statuses, for `--help` (both binaries).
+pub const EXIT_STATUS_HELP: &str = "\
+Exit status: 0 success; 1 the command failed (the error line says why); 2 a usage error: a bad
+flag, argument, environment variable or config value (nothing was done).";
+
+/// A bad command line, environment variable or config value: exit status [`EXIT_USAGE`],
+/// whichever check found it (clap's, or ours after parsing). It reads as the error it wraps.
+#[derive(Debug)]
+pub struct Usage(anyhow::Error);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for Usage {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.chain().nth(1)
+    }
+}
+
+/// Marks `e` as a usage error (see [`Usage`]).
+pub fn usage(e: impl Into<anyhow::Error>) -> anyhow::Error {
+    anyhow::Error::new(Usage(e.into()))
+}
+
+/// The exit status for an error: [`EXIT_USAGE`] for a [`Usage`] error, else 1.
+pub fn exit_status(e: &anyhow::Error) -> u8 {
+    if e.chain().any(|c| c.is::<Usage>()) { EXIT_USAGE } else { 1 }
+}
+
+/// Runs one inspect command; an error means exit status 1 (2 for a usage error, see
+/// [`exit_status`]) after printing it on one line.
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
-    let action = parse(&args.args)?;
+    let action = parse(&args.args).map_err(usage)?;
     let applies = |flag: &str, ok: bool, to: &str| -> anyhow::Result<()> {
-        anyhow::ensure!(ok, "{flag} only applies to {to}");
+        if !ok {
+            return Err(usage(anyhow::anyhow!("{flag} only applies to {to}")));
+        }
         Ok(())
     };
     applies("--raw", !args.raw || matches!(action, Action::Show(..) | Action::Ls(..)), "show and ls")?;
     applies("--all", !args.all || matches!(action, Action::Diff(..)), "diff")?;
     applies("--html", args.html.is_none() || matches!(action, Action::Trend(..)), "a directory (inspect DIR)")?;
-    anyhow::ensure!(!(args.raw && args.json), "--raw and --json cannot be combined");
+    if args.raw && args.json {
+        return Err(usage(anyhow::anyhow!("--raw and --json cannot be combined")));
+    }
     let color = match args.color.as_str() {
         "always" => true,
         "never" => false,

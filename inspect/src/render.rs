@@ -728,6 +728,62 @@ fn nice_step(max: u64, target: u64) -> u64 {
     [1, 2, 5, 10].iter().map(|m| m * magnitude).find(|s| *s >= raw).unwrap_or(10 * magnitude)
 }
 
+/// Round tick steps for a time axis, in seconds: from 1 s to a year.
+const TIME_STEPS: [i64; 25] = [
+    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172_800, 432_000, 604_800,
+    1_209_600, 2_592_000, 7_776_000, 31_536_000,
+];
+
+/// A time axis over `[start, end]` (Unix seconds): where each tick goes, and its label.
+#[derive(Debug, PartialEq)]
+struct TimeAxis {
+    start: f64,
+    end: f64,
+    /// (Unix seconds, label), oldest first; labels are distinct.
+    ticks: Vec<(i64, String)>,
+}
+
+/// Ticks at the roundest step giving at most 8 intervals over the span, aligned to UTC
+/// (whole minutes, hours, days), labelled with just enough to tell them apart: seconds only
+/// for sub-minute steps, the date only when the span crosses midnight or the step is days.
+fn time_axis(times: &[OffsetDateTime]) -> Option<TimeAxis> {
+    let secs = |t: &OffsetDateTime| t.unix_timestamp_nanos() as f64 / 1e9;
+    let start = times.iter().map(secs).fold(f64::INFINITY, f64::min);
+    let end = times.iter().map(secs).fold(f64::NEG_INFINITY, f64::max);
+    if !start.is_finite() || !end.is_finite() {
+        return None;
+    }
+    let span = end - start;
+    let step = TIME_STEPS.iter().copied().find(|s| span / *s as f64 <= 8.0).unwrap_or_else(|| {
+        // Over 8 years: whole years of 365 days, as many as it takes.
+        let year = TIME_STEPS[TIME_STEPS.len() - 1];
+        year * ((span / (8.0 * year as f64)).ceil() as i64).max(1)
+    });
+    let first = (start / step as f64).ceil() as i64 * step;
+    let mut at: Vec<i64> = (0..).map(|i| first + i * step).take_while(|t| *t as f64 <= end).collect();
+    if at.is_empty() {
+        // A span shorter than a second with no whole second inside: label the start.
+        at.push(start.floor() as i64);
+    }
+    let when = |t: i64| OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let (first_day, last_day) = (when(start.floor() as i64).date(), when(end.floor() as i64).date());
+    let years_differ = first_day.year() != last_day.year();
+    let format: &[time::format_description::FormatItem<'static>] = if step >= 86_400 {
+        if years_differ { time::macros::format_description!("[year]-[month]-[day]") } else { time::macros::format_description!("[month]-[day]") }
+    } else {
+        match (step < 60, first_day != last_day, years_differ) {
+            (true, false, _) => time::macros::format_description!("[hour]:[minute]:[second]"),
+            (true, true, false) => time::macros::format_description!("[month]-[day] [hour]:[minute]:[second]"),
+            (true, true, true) => time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"),
+            (false, false, _) => time::macros::format_description!("[hour]:[minute]"),
+            (false, true, false) => time::macros::format_description!("[month]-[day] [hour]:[minute]"),
+            (false, true, true) => time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]"),
+        }
+    };
+    let ticks = at.into_iter().map(|t| (t, when(t).format(format).unwrap_or_default())).collect();
+    Some(TimeAxis { start, end, ticks })
+}
+
 fn duration_chart(t: &Trend) -> String {
     const W: f64 = 960.0;
     const H: f64 = 360.0;
@@ -735,16 +791,23 @@ fn duration_chart(t: &Trend) -> String {
     const RIGHT: f64 = 60.0;
     const TOP: f64 = 20.0;
     const BOTTOM: f64 = 60.0;
-    let n = t.periods.len();
     // Clamped (2^50 ms is 35,000 years): the axis arithmetic below must not overflow on a
     // corrupt gathers.json (a panic with overflow checks, nonsense ticks without).
     let max = t.gatherers.iter().map(|g| g.max_ms).max().unwrap_or(0).clamp(1, 1 << 50);
     let step = nice_step(max, 5);
     let top = max.div_ceil(step) * step;
-    let x = |i: usize| if n <= 1 { LEFT + (W - LEFT - RIGHT) / 2.0 } else { LEFT + (W - LEFT - RIGHT) * i as f64 / (n - 1) as f64 };
+    // x is proportional to gathering time; a period whose time is unknown is not on the chart.
+    let times: Vec<Option<OffsetDateTime>> = t.periods.iter().map(|p| p.gathered.map(|g| g.at)).collect();
+    let known: Vec<OffsetDateTime> = times.iter().flatten().copied().collect();
+    let axis = time_axis(&known);
+    let x_at = |secs: f64| match &axis {
+        Some(a) if a.end > a.start => LEFT + (W - LEFT - RIGHT) * (secs - a.start) / (a.end - a.start),
+        _ => LEFT + (W - LEFT - RIGHT) / 2.0,
+    };
+    let x = |i: usize| times[i].map(|at| x_at(at.unix_timestamp_nanos() as f64 / 1e9));
     let y = |ms: u64| TOP + (H - TOP - BOTTOM) * (1.0 - ms as f64 / top as f64);
     let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="gatherer durations per period">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="gatherer durations over time">"#
     );
     svg.push('\n');
     let mut tick = 0;
@@ -760,21 +823,24 @@ fn duration_chart(t: &Trend) -> String {
         );
         tick += step;
     }
-    let every = n.div_ceil(12).max(1);
-    for (i, p) in t.periods.iter().enumerate() {
-        if i % every != 0 && i != n - 1 {
-            continue;
+    if let Some(axis) = &axis {
+        for (at, label) in &axis.ticks {
+            let tx = x_at(*at as f64);
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{tx:.1}" x2="{tx:.1}" y1="{TOP}" y2="{}" stroke="#eee"/><text x="{tx:.1}" y="{}" text-anchor="middle" class="axis time">{}</text>"##,
+                H - BOTTOM,
+                H - BOTTOM + 18.0,
+                esc(label)
+            );
         }
-        let label = p.gathered.map(|g| human_time(g.at)).unwrap_or_else(|| p.archive.clone());
-        let label = label.trim_end_matches(" UTC").get(5..16).map(str::to_owned).unwrap_or(label);
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle" class="axis">{}</text>"#,
-            x(i),
-            H - BOTTOM + 18.0,
-            esc(&label)
-        );
     }
+    let unplaced = times.iter().filter(|t| t.is_none()).count();
+    let caption = match unplaced {
+        0 => "time (UTC)".to_owned(),
+        n => format!("time (UTC); {n} period(s) of unknown time not shown"),
+    };
+    let _ = writeln!(svg, r#"<text x="{}" y="{}" text-anchor="middle" class="axis">{}</text>"#, LEFT + (W - LEFT - RIGHT) / 2.0, H - BOTTOM + 40.0, esc(&caption));
     for (gi, g) in t.gatherers.iter().enumerate() {
         let color = PALETTE[gi % PALETTE.len()];
         // One polyline per run of consecutive periods the gatherer ran in.
@@ -790,9 +856,9 @@ fn duration_chart(t: &Trend) -> String {
             segment.clear();
         };
         for (i, d) in g.durations.iter().enumerate() {
-            match d {
-                Some(ms) => segment.push(format!("{:.1},{:.1}", x(i), y(*ms))),
-                None => flush(&mut segment, &mut svg),
+            match (d, x(i)) {
+                (Some(ms), Some(px)) => segment.push(format!("{px:.1},{:.1}", y(*ms))),
+                _ => flush(&mut segment, &mut svg),
             }
         }
         flush(&mut segment, &mut svg);
@@ -802,18 +868,16 @@ fn duration_chart(t: &Trend) -> String {
         for (gi, g) in t.gatherers.iter().enumerate() {
             let color = PALETTE[gi % PALETTE.len()];
             for (i, (d, status)) in g.durations.iter().zip(&g.status).enumerate() {
-                let Some(ms) = d else { continue };
+                let (Some(ms), Some(px)) = (d, x(i)) else { continue };
                 let failed = *status == RunStatus::Failed;
                 if failed != failed_pass {
                     continue;
                 }
-                let when =
-                    t.periods[i].gathered.map(|g| human_time(g.at)).unwrap_or_else(|| t.periods[i].archive.clone());
+                let when = times[i].map(human_time).unwrap_or_default();
                 let (r, fill, note) = if failed { (5.5, FAIL_COLOR, " (failed)") } else { (3.0, color, "") };
                 let _ = writeln!(
                     svg,
-                    r#"<circle cx="{:.1}" cy="{:.1}" r="{r}" fill="{fill}" stroke="{color}"><title>{}: {}, {}{note}</title></circle>"#,
-                    x(i),
+                    r#"<circle cx="{px:.1}" cy="{:.1}" r="{r}" fill="{fill}" stroke="{color}"><title>{}: {}, {}{note}</title></circle>"#,
                     y(*ms),
                     esc(&g.name),
                     esc(&when),
@@ -995,6 +1059,79 @@ mod tests {
             meta_text(&v),
             "status_reports:\n  - name: a\n    errors: null\n    warnings:\n      - x\n      - y\n  - name: b\n    errors: []\nuptime_seconds: 1.5\nagent_version: \"\"\nnested:\n  k: \" padded \"\n"
         );
+    }
+
+    fn at(unix: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(unix).unwrap()
+    }
+
+    /// 2024-05-01 10:00:00 UTC.
+    const T0: i64 = 1_714_557_600;
+
+    fn labels(times: &[i64]) -> Vec<String> {
+        let times: Vec<OffsetDateTime> = times.iter().map(|t| at(*t)).collect();
+        time_axis(&times).unwrap().ticks.into_iter().map(|(_, l)| l).collect()
+    }
+
+    /// Tick labels are distinct, inside the span, and as precise as their step needs: the
+    /// old per-minute labels read the same for periods seconds apart.
+    #[test]
+    fn time_axis_ticks_are_chosen_by_span_and_distinct() {
+        let every = |n: i64, step: i64, from: i64| (0..n).map(|i| from + i * step).collect::<Vec<_>>();
+        // Eleven periods 2 s apart: seconds.
+        assert_eq!(labels(&every(11, 2, T0 + 1)), ["10:00:05", "10:00:10", "10:00:15", "10:00:20"]);
+        // Eleven periods a minute apart: minutes, every 2.
+        assert_eq!(labels(&every(11, 60, T0 + 30)), ["10:02", "10:04", "10:06", "10:08", "10:10"]);
+        // Ten hours: hours.
+        assert_eq!(labels(&every(6, 7200, T0)), ["10:00", "12:00", "14:00", "16:00", "18:00", "20:00"]);
+        // Across midnight: the date too.
+        assert_eq!(labels(&[T0 + 12 * 3600, T0 + 18 * 3600]), ["05-01 22:00", "05-01 23:00", "05-02 00:00", "05-02 01:00", "05-02 02:00", "05-02 03:00", "05-02 04:00"]);
+        // Days: dates; across a new year, with the year.
+        assert_eq!(labels(&every(6, 86_400, T0)), ["05-02", "05-03", "05-04", "05-05", "05-06"]);
+        let new_year = 1_735_689_600; // 2025-01-01 00:00:00 UTC
+        let l = labels(&[new_year - 86_400 * 2 - 60, new_year + 86_400 * 5]);
+        assert_eq!(l.len(), 8, "{l:?}");
+        assert_eq!((l[0].as_str(), l[2].as_str(), l[7].as_str()), ("2024-12-30", "2025-01-01", "2025-01-06"));
+        // One period: one tick at it.
+        assert_eq!(labels(&[T0 + 7]), ["10:00:07"]);
+        for span in [1, 7, 59, 61, 599, 3601, 86_399, 86_401, 10 * 86_400, 400 * 86_400, 20 * 365 * 86_400] {
+            let l = labels(&[T0, T0 + span]);
+            let distinct: std::collections::BTreeSet<&String> = l.iter().collect();
+            assert_eq!(distinct.len(), l.len(), "span {span}: {l:?}");
+            assert!((1..=9).contains(&l.len()), "span {span}: {l:?}");
+        }
+        assert_eq!(time_axis(&[]), None);
+    }
+
+    /// Points sit at their time: a period after a 10-minute gap is 10 times farther than one
+    /// after a 1-minute gap (by index they were equally spaced).
+    #[test]
+    fn the_chart_places_periods_by_time() {
+        use super::super::trend::{GathererRun, Period};
+        let period = |unix: Option<i64>, ms: u64| Period {
+            archive: format!("p{}.tar.gz", unix.unwrap_or(0)),
+            gathered: unix.map(|u| Gathered { at: at(u), from: GatheredFrom::Metadata }),
+            duration_in_ms: Some(ms),
+            compressed_bytes: 1,
+            uncompressed_bytes: 1,
+            records: 1,
+            gatherers: vec![GathererRun { name: "nodes".into(), version: None, duration_in_ms: ms, records: 1, errors: 0, warnings: 0, failed: false }],
+            error: None,
+        };
+        let periods = vec![period(Some(T0), 10), period(Some(T0 + 60), 20), period(Some(T0 + 660), 30), period(None, 40)];
+        let t = Trend::from_periods(std::path::Path::new("d"), periods);
+        let svg = duration_chart(&t);
+        let cx: Vec<f64> = svg
+            .split("<circle cx=\"")
+            .skip(1)
+            .map(|rest| rest.split('"').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(cx.len(), 3, "the period of unknown time is not placed: {svg}");
+        let (first, second, third) = (cx[0] - cx[0], cx[1] - cx[0], cx[2] - cx[0]);
+        assert!(first == 0.0 && (third / second - 11.0).abs() < 0.05, "{cx:?}");
+        assert!(svg.contains("1 period(s) of unknown time not shown"));
+        let ticks: Vec<&str> = svg.split(r#"class="axis time">"#).skip(1).map(|r| r.split('<').next().unwrap()).collect();
+        assert_eq!(ticks, ["10:00", "10:02", "10:04", "10:06", "10:08", "10:10"]);
     }
 
     #[test]

@@ -67,7 +67,16 @@ fn ok(args: &[&str]) -> String {
 
 /// Exit status 1 and exactly one `error:` line on stderr, which is returned.
 fn fails(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "stdout: {}\nstderr: {}", stdout(out), stderr(out));
+    fails_with(out, 1)
+}
+
+/// A command-line mistake: exit status 2, as clap gives for its own usage errors.
+fn usage_error(out: &Output) -> String {
+    fails_with(out, 2)
+}
+
+fn fails_with(out: &Output, code: i32) -> String {
+    assert_eq!(out.status.code(), Some(code), "stdout: {}\nstderr: {}", stdout(out), stderr(out));
     let err = stderr(out);
     let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
     assert_eq!(errors.len(), 1, "one error line: {err}");
@@ -508,8 +517,11 @@ fn damaged_archives_list_what_can_be_read_then_fail_in_one_line() {
         fails(&inspect_in(d, &["nope.tar.gz"])),
         "error: cannot open nope.tar.gz: No such file or directory (os error 2)"
     );
-    assert!(fails(&inspect_in(d, &["nometa.tar.gz", "ls", "--all"])).contains("--all only applies to diff"));
-    assert!(fails(&inspect_in(d, &["nometa.tar.gz", "--raw"])).contains("--raw only applies to show"));
+    assert!(usage_error(&inspect_in(d, &["nometa.tar.gz", "ls", "--all"])).contains("--all only applies to diff"));
+    assert!(usage_error(&inspect_in(d, &["nometa.tar.gz", "--raw"])).contains("--raw only applies to show"));
+    assert!(usage_error(&inspect_in(d, &["nometa.tar.gz", "show"])).contains("show needs a record path"));
+    assert!(usage_error(&inspect_in(d, &["nometa.tar.gz", "frobnicate"])).contains("unknown command"));
+    assert!(usage_error(&inspect_in(d, &["nometa.tar.gz", "--bogus"])).contains("--bogus"), "clap's own");
 }
 
 /// Memory follows the largest record, not the archive: 160 MiB of records are inspected under

@@ -9,7 +9,7 @@
 //!   `testdata/guests/go/` into `target/testguests/go/`.
 //!
 //!   Missing tools are installed first: the wasm32 target with rustup, Go from PyPI into
-//!   `.venv/`. The build itself lives in [`gatherers`], shared with `defaults/build.rs`.
+//!   `.venv/` (and for `test`, `kubernetes-validate` from PyPI into `.venv/`, for deploy/). The build itself lives in [`gatherers`], shared with `defaults/build.rs`.
 
 mod gatherers;
 
@@ -96,6 +96,26 @@ fn ensure_go() -> Result<(), String> {
     gatherers::go_tool(&root()).map(|_| ())
 }
 
+/// The offline schema validator `agent/tests/deploy.rs` runs on `deploy/`, pinned: installed
+/// from PyPI into `.venv/` (where the test looks first) when missing, as Go is.
+const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
+
+fn ensure_kubernetes_validate() -> Result<(), String> {
+    let venv = root().join(".venv");
+    if venv.join("bin/kubernetes-validate").exists() {
+        return Ok(());
+    }
+    eprintln!("xtask: no .venv/bin/kubernetes-validate (deploy/ schema checks); installing {KUBERNETES_VALIDATE} from PyPI into .venv/");
+    if !venv.join("bin/pip").exists() {
+        let mut cmd = Command::new("python3");
+        cmd.args(["-m", "venv"]).arg(&venv);
+        run(cmd)?;
+    }
+    let mut cmd = Command::new(venv.join("bin/pip"));
+    cmd.args(["install", "--quiet", KUBERNETES_VALIDATE]);
+    run(cmd)
+}
+
 /// `go test` of the Go SDK (against its fake host) and of every Go gatherer, natively.
 fn go_tests() -> Result<(), String> {
     let mut dirs = vec![root().join("hostapi/go")];
@@ -124,7 +144,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("gatherers") => build_gatherers().map(|_| ()),
-        Some("test") => build_gatherers().and_then(|m| go_tests().map(|()| m)).and_then(|m| {
+        Some("test") => build_gatherers().and_then(|m| ensure_kubernetes_validate().map(|()| m)).and_then(|m| go_tests().map(|()| m)).and_then(|m| {
             let mut cmd = cargo_with(&m);
             cmd.args(["test", "--workspace", "--locked"]).args(&args[1..]);
             run(cmd)

@@ -24,12 +24,21 @@ pub struct DemoArgs {
     /// Working directory for the site, archives and state. Defaults to a fresh temp directory.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Seconds between periods.
-    #[arg(long, default_value_t = 3)]
-    pub period: u64,
+    /// Time between periods, a duration like every other one (`3s`, `500ms`, `1m`).
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = period)]
+    pub period: Duration,
     /// Keep the simulator running at the end (Ctrl-C to stop), to explore it with kubectl.
     #[arg(long)]
     pub keep_running: bool,
+}
+
+/// A positive humantime duration: `--period` reads as `run --period` does.
+fn period(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("the period must be positive".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e} (examples: 3s, 500ms, 1m)")),
+    }
 }
 
 /// The fixtures the demo serves: `--fixtures DIR`, else the sample cluster embedded in the
@@ -144,7 +153,7 @@ pub async fn run(args: DemoArgs, shutdown: impl std::future::Future<Output = ()>
     let mut cfg = agent::run::RunConfig::new(&out, dir.join("state"));
     cfg.index_url = Some(url.parse()?);
     cfg.public_key = Some(agent::index::parse_public_key(&public_key)?);
-    cfg.period = Duration::from_secs(args.period.max(1));
+    cfg.period = args.period;
     cfg.poll_interval = Duration::from_millis(500);
     cfg.jitter = 0.0;
     cfg.listen = Some("127.0.0.1:0".parse()?);
@@ -153,7 +162,7 @@ pub async fn run(args: DemoArgs, shutdown: impl std::future::Future<Output = ()>
     if let Some(addr) = agent.endpoints_addr() {
         println!("   endpoints: http://{addr}/metrics  /status  /readyz  /healthz");
     }
-    println!("   period {}s, public key pinned, limits: 64 MiB memory, fuel budget, 60 s deadline per gatherer", args.period.max(1));
+    println!("   period {}, public key pinned, limits: 64 MiB memory, fuel budget, 60 s deadline per gatherer", humantime::format_duration(args.period));
     let client = agent::kubeclient::from_kubeconfig(&kubeconfig).await?;
     let api = Arc::new(agent::policy::Bridge::new(client, tokio::runtime::Handle::current()));
     let (tx, rx) = tokio::sync::watch::channel(false);
