@@ -142,19 +142,16 @@ fn addresses(data: &[u8], table: &mut Table) -> Vec<u8> {
     while i < data.len() {
         let prev = if i == 0 { None } else { Some(data[i - 1]) };
         let boundary = prev.is_none_or(|p| !(p.is_ascii_alphanumeric() || p == b':' || p == b'.' || p == b'_'));
-        if boundary && is_hex_or_colon(data[i]) {
-            if let Some((end, ip)) = ipv6_at(data, i) {
-                out.extend_from_slice(table.v6(ip).to_string().as_bytes());
-                i = end;
-                continue;
-            }
+        if boundary && is_hex_or_colon(data[i]) && let Some((end, ip)) = ipv6_at(data, i) {
+            out.extend_from_slice(table.v6(ip).to_string().as_bytes());
+            i = end;
+            continue;
         }
-        if prev.is_none_or(|p| !(p.is_ascii_digit() || p == b'.')) && data[i].is_ascii_digit() {
-            if let Some((end, ip)) = ipv4_at(data, i) {
-                out.extend_from_slice(table.v4(ip).to_string().as_bytes());
-                i = end;
-                continue;
-            }
+        let v4_start = prev.is_none_or(|p| !(p.is_ascii_digit() || p == b'.')) && data[i].is_ascii_digit();
+        if v4_start && let Some((end, ip)) = ipv4_at(data, i) {
+            out.extend_from_slice(table.v4(ip).to_string().as_bytes());
+            i = end;
+            continue;
         }
         out.push(data[i]);
         i += 1;

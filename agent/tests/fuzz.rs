@@ -109,7 +109,7 @@ const LAST_HANDLE: i32 = 0x5453_414c; // "LAST"
 const LAST_LIST: i32 = 0x5453_494c; // "LIST"
 const SUMMARY: &str = "fuzz/summary";
 /// The imports the guest dispatches to, by func id (its `br_table` order).
-const FUNCS: [&str; 12] = [
+const FUNCS: [&str; 15] = [
     "log",
     "config",
     "request",
@@ -122,9 +122,12 @@ const FUNCS: [&str; 12] = [
     "list_open",
     "list_next",
     "list_emit",
+    "list_redact",
+    "record_redact",
+    "now",
 ];
-const GROW: i32 = 12;
-const TRAP: i32 = 13;
+const GROW: i32 = 15;
+const TRAP: i32 = 16;
 const PAGE: u64 = 65_536;
 
 /// What a pointer argument is for, so most of them point at something that role accepts.
@@ -138,6 +141,7 @@ enum Role {
     Data,
     Fields,
     Template,
+    Spec,
 }
 
 /// The strings laid out in guest memory after the entries: valid, hostile and malformed
@@ -229,6 +233,14 @@ fn dictionary() -> &'static [(Role, Vec<u8>)] {
             (Template, b"../{name}"),
             (Template, b"insights-operator/{name}"),
             (Template, b"a/{name}/{name}/{namespace}"),
+            (Spec, b"xout /metadata/name\nremove /status"),
+            (Spec, b"blank /metadata/labels/* except-product-keys\nurl-list /spec/x"),
+            (Spec, b""),
+            (Spec, b"erase /a"),
+            (Spec, b"xout a/b"),
+            (Spec, b"xout /a except-product-keys"),
+            (Spec, b"pem /*/*/*\n# comment\r\n"),
+            (Spec, b"xout /\xff"),
         ];
         let mut dict: Vec<(Role, Vec<u8>)> = fixed.iter().map(|(r, b)| (*r, b.to_vec())).collect();
         // Just over each limit: a 256-byte segment, a 1025-byte name, 33 fields, an 8193-byte path.
@@ -237,6 +249,10 @@ fn dictionary() -> &'static [(Role, Vec<u8>)] {
         dict.push((Fields, (0..33).map(|i| format!("/f{i}")).collect::<Vec<_>>().join("\n").into_bytes()));
         dict.push((Path, format!("/api/v1/{}", "p".repeat(8185)).into_bytes()));
         dict.push((Template, format!("config/{}/{{name}}", "t".repeat(300)).into_bytes()));
+        // Just over the redaction bounds: 65 rules, 33 segments, 16 KiB + 1.
+        dict.push((Spec, "remove /a\n".repeat(65).into_bytes()));
+        dict.push((Spec, format!("xout {}", "/a".repeat(33)).into_bytes()));
+        dict.push((Spec, format!("xout /{}", "a".repeat(16 * 1024)).into_bytes()));
         dict
     })
 }
@@ -270,6 +286,9 @@ const GOOD: &[(Role, &[u8])] = &[
     (Role::Template, b"config/node/{name}.json"),
     (Role::Template, b"{name}"),
     (Role::Template, b"a/{name}/{name}/{namespace}"),
+    (Role::Spec, b"xout /metadata/name\nremove /status"),
+    (Role::Spec, b"blank /metadata/labels/* except-product-keys\nurl-list /spec/x"),
+    (Role::Spec, b""),
 ];
 
 fn good_ids(role: Role) -> Vec<usize> {
@@ -428,9 +447,13 @@ fn op() -> impl Strategy<Value = Op> {
         5 => (buf(Role::Path), buf(Role::Fields), flags).prop_map(move |(p, f, fl)| op(9, vec![b(p), b(f), Arg::Lit(fl)])),
         3 => list_handle().prop_map(move |h| op(10, vec![Arg::Lit(h)])),
         5 => (list_handle(), index, buf(Role::Template)).prop_map(move |(h, i, t)| op(11, vec![Arg::Lit(h), Arg::Lit(i), b(t)])),
+        3 => (list_handle(), buf(Role::Spec)).prop_map(move |(h, sp)| op(12, vec![Arg::Lit(h), b(sp)])),
+        4 => (buf(Role::Name), prop_oneof![buf(Role::Data), out_buf()], buf(Role::Spec))
+            .prop_map(move |(n, d, sp)| op(13, vec![b(n), b(d), b(sp)])),
+        1 => Just(op(14, vec![])),
         1 => prop_oneof![0..4i32, any::<i32>()].prop_map(move |p| op(GROW, vec![Arg::Lit(p)])),
         1 => prop_oneof![1 => Just(TRAP_MAGIC), 3 => any::<i32>()].prop_map(move |m| op(TRAP, vec![Arg::Lit(m)])),
-        1 => prop_oneof![14..100i32, i32::MIN..0].prop_map(move |f| op(f, vec![])),
+        1 => prop_oneof![17..100i32, i32::MIN..0].prop_map(move |f| op(f, vec![])),
     ]
 }
 
@@ -698,6 +721,10 @@ fn result_allowed(func: i32, a: &[i32; 9], r: i64, config_len: i64) -> bool {
         // fuzzer found this return, which ABI.md §5.13 does not list for list_next.
         10 => r == 0 || http || any(&[BAD_HANDLE, BAD_ARGUMENT, TOO_LARGE, LIMIT, UNAVAILABLE, TIMEOUT]),
         11 => r >= 0 || any(&record_failures) || any(&[BAD_ARGUMENT, BAD_HANDLE]),
+        12 => any(&[OK, BAD_POINTER, BAD_ARGUMENT, BAD_HANDLE]),
+        13 => r == i64::from(OK) || any(&record_failures) || any(&[BAD_ARGUMENT]),
+        // Milliseconds since the epoch: after 2020, before 2200.
+        14 => (1_577_836_800_000..7_258_118_400_000).contains(&r),
         GROW => r == -1 || r >= 1,
         // An armed trap never returns; an unarmed one is a no-op returning 0.
         TRAP => a[1] != TRAP_MAGIC && r == 0,
@@ -713,6 +740,8 @@ fn first_pointer(func: i32) -> Option<usize> {
         1 | 2 | 8 | 9 => Some(1), // config(buf..), request(method..), record(name..), list_open(path..)
         5 | 6 => Some(2),      // response_header(h, name..), response_read(h, buf..)
         11 => Some(3),         // list_emit(h, index, template..)
+        12 => Some(2),         // list_redact(h, spec..)
+        13 => Some(1),         // record_redact(name..)
         _ => None,
     }
 }

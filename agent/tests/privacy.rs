@@ -289,3 +289,87 @@ async fn the_default_gatherers_leak_nothing_io_anonymizes() {
         assert_eq!(result.metadata.is_global_obfuscation_enabled, networking);
     }
 }
+
+/// The cost of the always-on anonymization at scale (a measurement, not an assertion; run
+/// with `cargo test -p agent --release --test privacy -- --ignored --nocapture`): the host's
+/// node rules over 5,000 synthetic nodes, alone and inside a period that `list_emit`s them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement"]
+async fn anonymization_cost_at_5000_nodes() {
+    let mut config = common::sim::SimConfig::with_fixtures(common::sample_dir());
+    config.scale = 5000;
+    let sim = common::start(config).await;
+    let client = common::https_client(&sim);
+    let mut pages = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut url = format!("{}/api/v1/nodes?limit=500", sim.url);
+        if let Some(t) = &token {
+            url.push_str(&format!("&continue={}", percent_encode(t)));
+        }
+        let body = client.get(url).bearer_auth(&sim.token).send().await.unwrap().bytes().await.unwrap().to_vec();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        token = v["metadata"]["continue"].as_str().filter(|t| !t.is_empty()).map(str::to_owned);
+        pages.push(body);
+        if token.is_none() {
+            break;
+        }
+    }
+    let spec = agent::anonymize::spec_for_path("/api/v1/nodes?limit=500").unwrap();
+    let bytes: usize = pages.iter().map(Vec::len).sum();
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        for p in &pages {
+            std::hint::black_box(spec.apply(p).unwrap());
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    let nodes = (0..5).map(|_| {
+        let (_, bytes) = naive_nodes_guest();
+        ("nodes-copy.wasm".to_owned(), bytes)
+    });
+    let mut periods = Vec::new();
+    for m in nodes {
+        let t = std::time::Instant::now();
+        let (result, _work) = common::period(&sim, &[m], AgentConfig::default()).await;
+        periods.push(t.elapsed().as_secs_f64());
+        assert!(result.metadata.status_reports[0].records_count >= 5000);
+    }
+    periods.sort_by(f64::total_cmp);
+    eprintln!(
+        "anonymizing {} node pages ({} MB): {:.1} ms (best of 5, {:.0} MB/s); a period list_emitting them: median {:.0} ms (min {:.0}, max {:.0})",
+        pages.len(),
+        bytes / 1_000_000,
+        best * 1e3,
+        bytes as f64 / best / 1e6,
+        periods[2] * 1e3,
+        periods[0] * 1e3,
+        periods[4] * 1e3
+    );
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+/// A guest that `list_emit`s every node.
+fn naive_nodes_guest() -> (String, Vec<u8>) {
+    let src = r#"(module
+  (import "gather" "list_open" (func $list_open (param i32 i32 i32 i32 i32) (result i32)))
+  (import "gather" "list_next" (func $list_next (param i32) (result i32)))
+  (import "gather" "list_emit" (func $list_emit (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "/api/v1/nodes")
+  (data (i32.const 100) "config/node/{name}.json")
+  (func (export "gather_abi_version_1"))
+  (func (export "gather") (result i32) (local $h i32)
+    (local.set $h (call $list_open (i32.const 0) (i32.const 13) (i32.const 0) (i32.const 0) (i32.const 1)))
+    (if (i32.lt_s (local.get $h) (i32.const 0)) (then (return (i32.const 1))))
+    (loop $pages
+      (drop (call $list_emit (local.get $h) (i32.const -1) (i32.const 100) (i32.const 23)))
+      (br_if $pages (i32.gt_s (call $list_next (local.get $h)) (i32.const 0))))
+    (i32.const 0))
+  (@custom "gather.manifest" "{\"name\":\"nodes-copy\",\"version\":\"1.0.0\",\"abi\":1,\"permissions\":[\"GET /api/v1/nodes\"]}"))"#;
+    ("nodes-copy.wasm".into(), wat::parse_str(src).unwrap())
+}

@@ -10,8 +10,8 @@
 ;;   SCRIPT+8   u32  pages to grow memory by before the first entry (replaced by memory.grow's result)
 ;;   SCRIPT+12  u32  flags: bit 0 = record a summary at the end
 ;;   SCRIPT+16  n entries of 56 bytes:
-;;                +0  i32 func: 0-11 the imports, in the order of FUNCS in agent/tests/fuzz.rs,
-;;                              12 memory.grow(a0), 13 trap if a0 is 0x50415254 ("TRAP"),
+;;                +0  i32 func: 0-14 the imports, in the order of FUNCS in agent/tests/fuzz.rs,
+;;                              15 memory.grow(a0), 16 trap if a0 is 0x50415254 ("TRAP"),
 ;;                              anything else does nothing and stores 0x4e4f50 ("NOP")
 ;;                +4  i32 a0 .. +32 i32 a7: the arguments, in the import's parameter order; a
 ;;                    handle argument of 0x5453414c ("LAST") stands for the last handle that
@@ -44,6 +44,9 @@
   (import "gather" "list_open" (func $list_open (param i32 i32 i32 i32 i32) (result i32)))
   (import "gather" "list_next" (func $list_next (param i32) (result i32)))
   (import "gather" "list_emit" (func $list_emit (param i32 i32 i32 i32) (result i32)))
+  (import "gather" "list_redact" (func $list_redact (param i32 i32 i32) (result i32)))
+  (import "gather" "record_redact" (func $record_redact (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "gather" "now" (func $now (result i64)))
   (memory (export "memory") 1)
   (global $last (mut i32) (i32.const 0))
   (global $last_list (mut i32) (i32.const 0))
@@ -70,6 +73,9 @@
     (block $nop
     (block $trap
     (block $grow
+    (block $now
+    (block $record_redact
+    (block $list_redact
     (block $list_emit
     (block $list_next
     (block $list_open
@@ -84,7 +90,7 @@
     (block $log
       (br_table $log $config $request $response_status $response_size $response_header
                 $response_read $response_close $record $list_open $list_next $list_emit
-                $grow $trap $nop
+                $list_redact $record_redact $now $grow $trap $nop
                 (i32.load (local.get $e))))
       ;; log(level, ptr, len)
       (return (i64.extend_i32_s (call $log
@@ -126,6 +132,16 @@
     (return (i64.extend_i32_s (call $list_emit
       (call $handle (i32.load offset=4 (local.get $e))) (i32.load offset=8 (local.get $e))
       (i32.load offset=12 (local.get $e)) (i32.load offset=16 (local.get $e))))))
+    ;; list_redact(handle, spec, spec_len)
+    (return (i64.extend_i32_s (call $list_redact
+      (call $handle (i32.load offset=4 (local.get $e))) (i32.load offset=8 (local.get $e)) (i32.load offset=12 (local.get $e))))))
+    ;; record_redact(name, name_len, data, data_len, spec, spec_len)
+    (return (i64.extend_i32_s (call $record_redact
+      (i32.load offset=4 (local.get $e)) (i32.load offset=8 (local.get $e))
+      (i32.load offset=12 (local.get $e)) (i32.load offset=16 (local.get $e))
+      (i32.load offset=20 (local.get $e)) (i32.load offset=24 (local.get $e))))))
+    ;; now(): already an i64
+    (return (call $now)))
     ;; memory.grow(pages): the old size in pages, or -1 when the host's limiter refuses
     (return (i64.extend_i32_s (memory.grow (i32.load offset=4 (local.get $e))))))
     ;; a deliberate trap, armed only by the "TRAP" magic so a stray write cannot fire it
