@@ -24,7 +24,8 @@ fn s(p: &Path) -> String {
 
 fn archive_of(o: &Output) -> PathBuf {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    PathBuf::from(String::from_utf8(o.stdout.clone()).unwrap().trim())
+    // The summary comes first on stdout; the archive's path is the last line.
+    PathBuf::from(String::from_utf8(o.stdout.clone()).unwrap().lines().last().unwrap_or_default())
 }
 
 fn report_names(archive: &Path) -> Vec<String> {
