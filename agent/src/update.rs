@@ -867,6 +867,34 @@ pub async fn watch_loop(
 mod tests {
     use super::*;
 
+    /// Log fields carry values (`serial=1`), not Debug forms (`serial=Some(1)`); an absent
+    /// value leaves the field out.
+    #[test]
+    fn log_fields_print_values_not_debug_forms() {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let sub = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let staging = Staging::new(StatusBoard::new(None));
+        tracing::subscriber::with_default(sub, || {
+            staging.set_part(SourceKind::Index, Part { modules: Vec::new(), serial: Some(7) });
+            staging.set_part(SourceKind::Dir, Part::default());
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("serial=7"), "{text}");
+        assert!(!text.contains("Some(") && !text.contains("None"), "{text}");
+    }
+
     /// The metric label, status.json and the archive warning all carry the class, whatever
     /// the detail starts with (it used to be cut at the first `:`, so a refusal about gatherer
     /// `nodes` was counted as `reason="nodes"`).

@@ -190,3 +190,75 @@ async fn run_reloads_scrapes_and_stops_on_time_with_json_logs() {
         assert!(text.contains(expected), "{expected}: {text}");
     }
 }
+
+/// `run`'s start-up error, with `args` and `env`.
+fn run_error(work: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gather-agent"));
+    cmd.arg("run").arg("--out").arg(work.join("out")).arg("--state-dir").arg(work.join("state")).args(["--listen", "off"]).args(args);
+    for k in ["GATHER_AGENT_PUBLIC_KEY", "GATHER_AGENT_PERIOD", "GATHER_AGENT_INDEX_URL", "GATHER_AGENT_CONFIG"] {
+        cmd.env_remove(k);
+    }
+    cmd.envs(env.iter().copied());
+    let o = cmd.output().unwrap();
+    assert!(!o.status.success());
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn errors_name_where_the_bad_value_came_from() {
+    let work = tempfile::tempdir().unwrap();
+    let cfg = work.path().join("agent.json");
+    std::fs::write(&cfg, r#"{"run": {"publicKey": "not-a-key", "period": "soon"}}"#).unwrap();
+    let cfg_s = cfg.display().to_string();
+    let e = run_error(work.path(), &["--config", &cfg_s, "--period", "1h"], &[]);
+    assert!(e.contains(&format!("run.publicKey in config file {cfg_s}")) && !e.contains("--public-key"), "{e}");
+    let e = run_error(work.path(), &["--config", &cfg_s, "--public-key", "also-not-a-key", "--period", "1h"], &[]);
+    assert!(e.contains("--public-key"), "{e}");
+    let e = run_error(work.path(), &["--config", &cfg_s, "--period", "1h"], &[("GATHER_AGENT_PUBLIC_KEY", "nope")]);
+    assert!(e.contains("$GATHER_AGENT_PUBLIC_KEY"), "{e}");
+    std::fs::write(&cfg, r#"{"run": {"period": "soon"}}"#).unwrap();
+    let e = run_error(work.path(), &["--config", &cfg_s], &[]);
+    assert!(e.contains(&format!("run.period in config file {cfg_s}")) && e.contains("\"soon\""), "{e}");
+    let e = run_error(work.path(), &["--period", "soon"], &[]);
+    assert!(e.contains("--period") && !e.contains("config file"), "{e}");
+    // An index URL the agent cannot fetch is refused at start, not at every poll.
+    let e = run_error(work.path(), &["--index-url", "ftp://example.com/index.json"], &[]);
+    assert!(e.contains("unsupported scheme \"ftp\""), "{e}");
+}
+
+#[test]
+fn text_logs_are_coloured_only_on_a_terminal_and_never_with_no_color() {
+    // `script` gives the agent a pseudo-terminal for stderr.
+    if Command::new("script").arg("--version").output().is_err() {
+        panic!("this test needs `script` (util-linux) to give the binary a terminal");
+    }
+    let work = tempfile::tempdir().unwrap();
+    // An index URL that fails on every poll (unreachable): a warning is logged, coloured or not.
+    let kc = work.path().join("kubeconfig");
+    std::fs::write(
+        &kc,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
+    )
+    .unwrap();
+    let cmd = format!(
+        "timeout -s TERM 3 '{}' run --kubeconfig '{}' --out '{}' --state-dir '{}' --listen off --index-url http://127.0.0.1:9/index.json --poll-interval 1h",
+        env!("CARGO_BIN_EXE_gather-agent"),
+        kc.display(),
+        work.path().join("out").display(),
+        work.path().join("state").display()
+    );
+    let on_tty = |no_color: Option<&str>| {
+        let mut c = Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"]).env_remove("NO_COLOR").env_remove("GATHER_AGENT_LOG_FORMAT");
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        c.output().unwrap().stdout
+    };
+    let coloured = on_tty(None);
+    let plain = on_tty(Some("1"));
+    let text = String::from_utf8_lossy(&coloured);
+    assert!(text.contains("Kubernetes client from") && text.contains("poll failed"), "{text}");
+    assert!(coloured.contains(&0x1b), "colour on a terminal: {text:?}");
+    assert!(!plain.contains(&0x1b), "NO_COLOR: {:?}", String::from_utf8_lossy(&plain));
+}
