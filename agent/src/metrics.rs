@@ -193,10 +193,8 @@ pub fn openmetrics_to_prometheus(om: &str) -> String {
     let mut counters = std::collections::HashSet::new();
     // Pass 1: which families are counters (TYPE follows HELP, so HELP needs to know ahead).
     for line in om.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            if let Some((name, "counter")) = rest.split_once(' ') {
-                counters.insert(name.to_owned());
-            }
+        if let Some((name, "counter")) = line.strip_prefix("# TYPE ").and_then(|rest| rest.split_once(' ')) {
+            counters.insert(name.to_owned());
         }
     }
     for line in om.lines() {

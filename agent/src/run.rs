@@ -151,10 +151,8 @@ impl RunConfig {
     pub fn check(&self) -> Result<(), RunError> {
         self.validate()?;
         for (what, url) in [("index URL", &self.index_url), ("upload URL", &self.upload.as_ref().map(|u| u.url.clone()))] {
-            if let Some(u) = url {
-                if !matches!(u.scheme(), "http" | "https") {
-                    return Err(RunError::Scheme { what, url: crate::redact::url(u), scheme: u.scheme().to_owned() });
-                }
+            if let Some(u) = url.as_ref().filter(|u| !matches!(u.scheme(), "http" | "https")) {
+                return Err(RunError::Scheme { what, url: crate::redact::url(u), scheme: u.scheme().to_owned() });
             }
         }
         let root = self.cgroup_root.clone().unwrap_or_else(|| PathBuf::from(crate::cgroup::DEFAULT_ROOT));
