@@ -59,9 +59,10 @@ enum Command {
     Sim(sim::SimArgs),
     /// Run every gatherer module (*.wasm) in a directory once and write one archive.
     ///
-    /// Prints the archive's path on stdout. Gatherer failures (traps, deadlines, policy
-    /// denials...) are recorded in the archive's insights-operator/gathers.json and
-    /// summarised on stderr; the exit status is non-zero only if no archive was written.
+    /// Prints a summary and, as the last line, the archive's path on stdout. Gatherer
+    /// failures (traps, deadlines, policy denials...) are recorded in the archive's
+    /// insights-operator/gathers.json, summarised on stdout and logged on stderr; the exit
+    /// status is non-zero only if no archive was written.
     ///
     /// The Kubernetes client config comes from --kubeconfig, then $KUBECONFIG, then the
     /// in-cluster service account, in that order.
