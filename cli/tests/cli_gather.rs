@@ -117,7 +117,7 @@ async fn in_cluster_service_account_is_the_last_resort() {
     let o = gather(vec!["--modules".into(), s(&modules), "--out".into(), s(&dir.path().join("a"))], pod_env(&sa)).await;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("in-cluster service account"));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("0 failed"), "the token and CA from the files work");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("0 failed"), "the token and CA from the files work");
 
     // KUBECONFIG comes before in-cluster: a bad one is reported even inside a pod.
     let bad = dir.path().join("bad");
