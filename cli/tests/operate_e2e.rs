@@ -171,6 +171,7 @@ async fn run_reloads_scrapes_and_stops_on_time_with_json_logs() {
         std::thread::sleep(Duration::from_millis(20));
     };
     let took = stop.elapsed();
+    eprintln!("SIGTERM to exit, with a 1 s grace and a 15 s API: {took:?}");
     reader.join().unwrap();
     let lines = lines.lock().unwrap().clone();
     assert!(exit.success(), "{exit:?}\n{}", lines.join("\n"));
