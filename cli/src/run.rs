@@ -62,7 +62,8 @@ pub struct RunArgs {
     #[arg(long, env = "GATHER_AGENT_TLS_KEY", value_name = "PATH")]
     pub tls_key: Option<PathBuf>,
     /// Serve the endpoints over HTTPS with DIR/tls.crt and DIR/tls.key (an OpenShift
-    /// service-ca serving-cert secret, mounted).
+    /// service-ca serving-cert secret, mounted), when they are there; plain HTTP when DIR
+    /// holds neither (the secret, mounted optional, does not exist).
     #[arg(long, env = "GATHER_AGENT_TLS_DIR", value_name = "DIR")]
     pub tls_dir: Option<PathBuf>,
     /// Config file (JSON): limits, per-module policy/config, and a `run` section with these settings.
@@ -183,7 +184,17 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<(agent::run::RunConfig, Option<P
     let dir = pick!(tls_dir, tls_dir, "--tls-dir", "GATHER_AGENT_TLS_DIR", "run.tlsDir");
     cfg.tls = match (cert, key, dir) {
         (Some((cert, _)), Some((key, _)), None) => Some(agent::endpoints::TlsFiles { cert, key }),
-        (None, None, Some((dir, _))) => Some(agent::endpoints::TlsFiles::in_dir(&dir)),
+        // A serving-cert Secret mounted `optional: true` is an empty directory where no
+        // service-ca exists: plain HTTP then. One file without the other is an error.
+        (None, None, Some((dir, o))) => {
+            let files = agent::endpoints::TlsFiles::in_dir(&dir);
+            if files.cert.exists() || files.key.exists() {
+                Some(files)
+            } else {
+                tracing::info!("{o}: no tls.crt or tls.key in {}; serving the endpoints over plain HTTP", dir.display());
+                None
+            }
+        }
         (None, None, None) => None,
         (Some((_, o)), None, None) | (None, Some((_, o)), None) => anyhow::bail!("{o}: give both --tls-cert and --tls-key (or --tls-dir)"),
         (_, _, Some((_, o))) => anyhow::bail!("{o}: give either --tls-dir or the --tls-cert/--tls-key pair, not both"),
@@ -241,4 +252,40 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     });
     agent.run(api, rx).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+
+    fn resolved(extra: &[&str], work: &std::path::Path) -> anyhow::Result<agent::run::RunConfig> {
+        let (out, state) = (work.join("out"), work.join("state"));
+        let mut argv = vec!["run", "--out", out.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
+        argv.extend_from_slice(extra);
+        resolve(Wrap::parse_from(argv).args).map(|(c, _)| c)
+    }
+
+    /// An optional serving-cert Secret that does not exist mounts as an empty directory: plain
+    /// HTTP. With the files there: HTTPS. With one file only: an error naming the flag.
+    #[test]
+    fn tls_dir_is_used_when_the_certificate_is_there() {
+        let work = tempfile::tempdir().unwrap();
+        let dir = work.path().join("serving-cert");
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.to_str().unwrap();
+        assert_eq!(resolved(&["--tls-dir", d], work.path()).unwrap().tls, None);
+        std::fs::write(dir.join("tls.crt"), "x").unwrap();
+        std::fs::write(dir.join("tls.key"), "x").unwrap();
+        assert_eq!(resolved(&["--tls-dir", d], work.path()).unwrap().tls, Some(agent::endpoints::TlsFiles::in_dir(&dir)));
+        let c = dir.join("tls.crt");
+        let e = resolved(&["--tls-cert", c.to_str().unwrap()], work.path()).unwrap_err().to_string();
+        assert!(e.contains("--tls-cert") && e.contains("--tls-key"), "{e}");
+    }
 }
