@@ -184,12 +184,11 @@ impl StatusBoard {
 
     /// Changes the status and writes `status.json`.
     pub fn update(&self, f: impl FnOnce(&mut Status)) {
-        let json = {
-            let mut s = self.inner.lock().expect("status lock");
-            f(&mut s);
-            serde_json::to_vec_pretty(&*s).expect("status serializes")
-        };
+        let mut s = self.inner.lock().expect("status lock");
+        f(&mut s);
+        // Written under the lock: two updates racing must not leave the older one on disk.
         if let Some(state) = &self.state {
+            let json = serde_json::to_vec_pretty(&*s).expect("status serializes");
             if let Err(e) = state.write_status(&json) {
                 tracing::warn!("writing status.json: {e}");
             }
