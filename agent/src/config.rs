@@ -86,6 +86,12 @@ pub struct RunSettings {
     pub upload_token_file: Option<std::path::PathBuf>,
     /// On shutdown, how long a running period may take to finish (such as `20s`).
     pub shutdown_grace: Option<String>,
+    /// Serve the endpoints over HTTPS: the certificate chain (PEM), with `tlsKey`.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of `tlsCert`.
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Serve the endpoints over HTTPS with `tls.crt` and `tls.key` from this directory.
+    pub tls_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for AgentConfig {

@@ -109,6 +109,25 @@ pub enum RefusalReason {
 }
 
 impl RefusalReason {
+    /// Every class, for metrics that expose a zero-valued series per class from the start.
+    pub const ALL: [RefusalReason; 15] = [
+        RefusalReason::BadSignature,
+        RefusalReason::Malformed,
+        RefusalReason::Rollback,
+        RefusalReason::Replay,
+        RefusalReason::Expired,
+        RefusalReason::TooLarge,
+        RefusalReason::SizeMismatch,
+        RefusalReason::Sha256Mismatch,
+        RefusalReason::InvalidModule,
+        RefusalReason::ManifestMismatch,
+        RefusalReason::Policy,
+        RefusalReason::Limits,
+        RefusalReason::Duplicate,
+        RefusalReason::Unreadable,
+        RefusalReason::StateDir,
+    ];
+
     /// The class as written in status.json, logs and archive warnings, and as the
     /// `reason` label of `gather_agent_update_refusals`.
     pub fn as_str(self) -> &'static str {

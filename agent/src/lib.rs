@@ -38,7 +38,11 @@
 //! - [`run`]: the periodic agent: activate staged sets at period start, gather, archive; the
 //!   default modules it is given run until a configured source provides a set.
 //! - [`update`]: the update loop: poll the index, verify, stage; watch a local modules dir.
-//! - [`endpoints`]: `/healthz`, `/readyz`, `/metrics`, `/status` for operators.
+//! - [`endpoints`]: `/healthz`, `/readyz`, `/metrics`, `/status` for operators (over HTTPS
+//!   when a serving certificate is given).
+//! - [`liveness`]: whether the period loop makes progress within its bounds (`/healthz`).
+//! - [`reload`]: re-reading the config file on SIGHUP or when it changes.
+//! - [`cgroup`]: the container's memory limit, checked against the gatherers' memory caps.
 //! - [`retention`]: pruning old archives; removing temp files a crash left.
 //! - [`upload`]: optional upload of each archive, as the Insights Operator does.
 //! - [`metrics`]: Prometheus metrics.
@@ -68,6 +72,9 @@ pub mod serve;
 pub mod state;
 pub mod status;
 pub mod kubeclient;
+pub mod liveness;
+pub mod reload;
+pub mod cgroup;
 pub mod loader;
 pub mod limits;
 pub mod metrics;

@@ -1,4 +1,12 @@
-//! Prometheus metrics (text format, via prometheus-client), all prefixed `gather_agent_`.
+//! Prometheus metrics, all prefixed `gather_agent_`, held in one prometheus-client registry
+//! and exposed in two formats: OpenMetrics 1.0 (what prometheus-client encodes) and the
+//! Prometheus text format 0.0.4 (derived from it, [`Metrics::encode_prometheus`]), chosen by
+//! the scraper's `Accept` header (`endpoints.rs`).
+//!
+//! Families with labels are filled with zero-valued series for every label value known in
+//! advance (every refusal class, poll and upload result, and every error kind of every
+//! gatherer of the active set), so a dashboard or an alert on `rate(...)` works before the
+//! first event.
 
 use std::sync::Mutex;
 
@@ -46,6 +54,7 @@ pub struct Metrics {
     archive_bytes: Counter,
     last_archive_bytes: Gauge,
     uploads: Family<ResultLabel, Counter>,
+    reloads: Family<ResultLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -78,6 +87,16 @@ impl Metrics {
         r.register("last_archive_bytes", "Size of the last archive written", last_archive_bytes.clone());
         let uploads = Family::<ResultLabel, Counter>::default();
         r.register("uploads", "Archive uploads by result (ok, error, unauthorized)", uploads.clone());
+        let reloads = Family::<ResultLabel, Counter>::default();
+        r.register("config_reloads", "Configuration reloads by result (applied, refused)", reloads.clone());
+        for reason in RefusalReason::ALL {
+            drop(refusals.get_or_create(&ReasonLabel { reason: reason.as_str().to_owned() }));
+        }
+        for (family, results) in [(&polls, &["200", "304", "error"][..]), (&uploads, &["ok", "error", "unauthorized"]), (&reloads, &["applied", "refused"])] {
+            for r in results {
+                drop(family.get_or_create(&ResultLabel { result: (*r).to_owned() }));
+            }
+        }
         Metrics {
             registry: Mutex::new(r),
             periods,
@@ -90,7 +109,26 @@ impl Metrics {
             archive_bytes,
             last_archive_bytes,
             uploads,
+            reloads,
         }
+    }
+
+    /// Creates the zero-valued series of every gatherer of a newly active set: its duration,
+    /// fuel and one error series per error kind.
+    pub fn known_gatherers<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        for name in names {
+            let g = GathererLabel { gatherer: name.to_owned() };
+            drop(self.duration.get_or_create(&g));
+            drop(self.fuel.get_or_create(&g));
+            for kind in crate::errors::ErrorKind::ALL {
+                drop(self.errors.get_or_create(&ErrorLabels { gatherer: name.to_owned(), kind: kind.as_str().to_owned() }));
+            }
+        }
+    }
+
+    /// A configuration reload ended with `result` (`applied`, `refused`).
+    pub fn config_reload(&self, result: &str) {
+        self.reloads.get_or_create(&ResultLabel { result: result.to_owned() }).inc();
     }
 
     /// Records a finished period from its metadata and archive size.
@@ -128,10 +166,63 @@ impl Metrics {
         self.uploads.get_or_create(&ResultLabel { result: result.to_owned() }).inc();
     }
 
-    /// The Prometheus text exposition.
+    /// The OpenMetrics 1.0 exposition (`application/openmetrics-text; version=1.0.0`).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry.lock().expect("registry lock"));
         out
     }
+
+    /// The Prometheus text format 0.0.4 (`text/plain; version=0.0.4`): what Prometheus and
+    /// `promtool check metrics` read by default. See [`openmetrics_to_prometheus`].
+    pub fn encode_prometheus(&self) -> String {
+        openmetrics_to_prometheus(&self.encode())
+    }
+}
+
+/// Rewrites an OpenMetrics exposition (as prometheus-client writes it) in the Prometheus text
+/// format 0.0.4. The two differ in what matters to a 0.0.4 parser:
+/// - a counter family is named *with* its `_total` suffix in `# HELP` and `# TYPE` (in
+///   OpenMetrics the family name has no suffix and only the samples carry it, which a 0.0.4
+///   parser reads as samples of an undeclared family, without HELP or TYPE);
+/// - `# UNIT` and `# EOF` do not exist, nor do `_created` samples; `unknown` is `untyped`.
+///
+/// Sample lines, label escaping and histogram series are the same in both.
+pub fn openmetrics_to_prometheus(om: &str) -> String {
+    let mut out = String::with_capacity(om.len());
+    let mut counters = std::collections::HashSet::new();
+    // Pass 1: which families are counters (TYPE follows HELP, so HELP needs to know ahead).
+    for line in om.lines() {
+        if let Some((name, "counter")) = line.strip_prefix("# TYPE ").and_then(|rest| rest.split_once(' ')) {
+            counters.insert(name.to_owned());
+        }
+    }
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") || line.is_empty() {
+            continue;
+        }
+        for (prefix, is_type) in [("# HELP ", false), ("# TYPE ", true)] {
+            if let Some(rest) = line.strip_prefix(prefix) {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let name = if counters.contains(name) { format!("{name}_total") } else { name.to_owned() };
+                let tail = if is_type && tail == "unknown" { "untyped" } else { tail };
+                out.push_str(&format!("{prefix}{name} {tail}\n"));
+            }
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let name = line.split(['{', ' ']).next().unwrap_or("");
+        if name.strip_suffix("_created").is_some_and(|f| counters.contains(f)) {
+            continue;
+        }
+        // Exemplars (` # {...} v`) are OpenMetrics only; none are recorded, but never pass one on.
+        let sample = match line.find(" # ") {
+            Some(i) if !line[..i].contains('"') || line[..i].matches('"').count() % 2 == 0 => &line[..i],
+            _ => line,
+        };
+        out.push_str(sample);
+        out.push('\n');
+    }
+    out
 }

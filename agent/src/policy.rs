@@ -290,6 +290,9 @@ pub enum BridgeError {
     /// The API server could not be reached or the request could not be built.
     #[error("API server unavailable: {0}")]
     Unavailable(String),
+    /// The agent is shutting down and abandoned the period while the request was in flight.
+    #[error("cancelled: the agent is shutting down")]
+    Cancelled,
 }
 
 impl BridgeError {
@@ -299,7 +302,7 @@ impl BridgeError {
         match self {
             BridgeError::Timeout(_) => status::TIMEOUT,
             BridgeError::TooLarge { .. } => status::TOO_LARGE,
-            BridgeError::Unavailable(_) => status::UNAVAILABLE,
+            BridgeError::Unavailable(_) | BridgeError::Cancelled => status::UNAVAILABLE,
         }
     }
 }
@@ -312,12 +315,14 @@ pub struct Bridge {
     runtime: tokio::runtime::Handle,
     /// The API server's URL, named in errors (kube's client does not expose it).
     server: Option<String>,
+    /// Flips when the period is abandoned ([`Self::cancelled_by`]).
+    cancel: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Bridge {
     /// A bridge over `client`, driving requests on `runtime`.
     pub fn new(client: kube::Client, runtime: tokio::runtime::Handle) -> Self {
-        Bridge { client, runtime, server: None }
+        Bridge { client, runtime, server: None, cancel: None }
     }
 
     /// Names `server` (the client's cluster URL) in connection errors, so that an unreachable
@@ -349,6 +354,13 @@ impl Bridge {
         BridgeError::Unavailable(text)
     }
 
+    /// Ends in-flight requests (as [`BridgeError::Cancelled`]) when `cancel` flips to true:
+    /// an abandoned period must not wait for a slow API server ([`crate::sandbox::Sandbox::cancel_signal`]).
+    pub fn cancelled_by(mut self, cancel: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.cancel = Some(cancel);
+        self
+    }
+
     /// Sends an allowed request and reads at most `cap` body bytes, giving up at `deadline`.
     /// Must be called from a blocking thread (the sandbox's), never from async code.
     pub fn send_blocking(&self, gatherer: &str, req: &Request, cap: u64, deadline: Instant) -> Result<Response, BridgeError> {
@@ -358,7 +370,15 @@ impl Bridge {
             return Err(BridgeError::Timeout(Duration::ZERO));
         }
         let result = self.runtime.block_on(async {
-            tokio::time::timeout(budget, self.send(req, cap)).await.unwrap_or(Err(BridgeError::Timeout(budget)))
+            let send = async { tokio::time::timeout(budget, self.send(req, cap)).await.unwrap_or(Err(BridgeError::Timeout(budget))) };
+            match self.cancel.clone() {
+                // Dropping the request future closes its connection: nothing waits for the server.
+                Some(mut cancel) => tokio::select! {
+                    r = send => r,
+                    Ok(_) = cancel.wait_for(|c| *c) => Err(BridgeError::Cancelled),
+                },
+                None => send.await,
+            }
         });
         let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
         match &result {

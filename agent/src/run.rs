@@ -1,6 +1,11 @@
 //! `gather-agent run`: the periodic agent. Each period starts by activating the staged module
 //! set (if any), runs every gatherer of the active set once and writes one archive. The update
 //! loop (`update.rs`) feeds staged sets in the background.
+//!
+//! The configuration can be reloaded while it runs (`reload.rs`): a new one applies from the
+//! next period. On shutdown, a running period gets the grace to finish; then it is abandoned:
+//! its gatherers and their in-flight API requests are cancelled, and no archive is written.
+//! `/healthz` reports the loop stuck when a step overruns its bound (`liveness.rs`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,6 +65,13 @@ pub struct RunConfig {
     /// The fallback gatherer set (the binary's embedded defaults): what runs while neither
     /// the index nor the modules dir has provided a set, and always when neither is configured.
     pub default_modules: Vec<ModuleSource>,
+    /// Serve the endpoints over HTTPS with this certificate.
+    pub tls: Option<crate::endpoints::TlsFiles>,
+    /// Where the cgroup file system is mounted (for the container's memory limit); `None`:
+    /// [`crate::cgroup::DEFAULT_ROOT`].
+    pub cgroup_root: Option<PathBuf>,
+    /// Added to every liveness bound ([`crate::liveness`]).
+    pub liveness_slack: Duration,
 }
 
 impl RunConfig {
@@ -82,6 +94,9 @@ impl RunConfig {
             upload: None,
             shutdown_grace: Duration::from_secs(20),
             default_modules: Vec::new(),
+            tls: None,
+            cgroup_root: None,
+            liveness_slack: crate::liveness::DEFAULT_SLACK,
         }
     }
 }
@@ -129,6 +144,24 @@ impl RunConfig {
         }
         self.agent.validate()
     }
+
+    /// Everything checked before the agent starts, and before a reloaded configuration is
+    /// accepted: [`Self::validate`], URL schemes, the memory caps against the container's
+    /// memory limit, the serving certificate.
+    pub fn check(&self) -> Result<(), RunError> {
+        self.validate()?;
+        for (what, url) in [("index URL", &self.index_url), ("upload URL", &self.upload.as_ref().map(|u| u.url.clone()))] {
+            if let Some(u) = url.as_ref().filter(|u| !matches!(u.scheme(), "http" | "https")) {
+                return Err(RunError::Scheme { what, url: crate::redact::url(u), scheme: u.scheme().to_owned() });
+            }
+        }
+        let root = self.cgroup_root.clone().unwrap_or_else(|| PathBuf::from(crate::cgroup::DEFAULT_ROOT));
+        crate::cgroup::check_memory(&self.agent, crate::cgroup::memory_limit(&root))?;
+        if let Some(t) = &self.tls {
+            crate::endpoints::check_tls(t)?;
+        }
+        Ok(())
+    }
 }
 
 /// Why the agent could not start.
@@ -140,6 +173,22 @@ pub enum RunError {
     /// A setting or limit is out of range.
     #[error("invalid setting: {0}")]
     Invalid(#[from] LimitError),
+    /// A URL with a scheme the agent cannot fetch.
+    #[error("{what} {url}: unsupported scheme {scheme:?} (use http or https)")]
+    Scheme {
+        /// Which URL.
+        what: &'static str,
+        /// The URL, redacted.
+        url: String,
+        /// Its scheme.
+        scheme: String,
+    },
+    /// The gatherers' memory caps do not fit in the container's memory limit.
+    #[error(transparent)]
+    Memory(#[from] crate::cgroup::MemoryOverCommit),
+    /// The serving certificate cannot be used.
+    #[error("serving certificate: {0}")]
+    Tls(#[from] crate::endpoints::TlsError),
     /// The state directory is unusable (or locked by another agent).
     #[error(transparent)]
     State(#[from] StateError),
@@ -177,6 +226,9 @@ pub struct Agent {
     process_started: Instant,
     listener: Option<std::net::TcpListener>,
     http: reqwest::Client,
+    liveness: crate::liveness::Liveness,
+    reloader: Option<crate::reload::Reloader>,
+    trigger: crate::reload::ReloadTrigger,
 }
 
 impl Agent {
@@ -185,7 +237,7 @@ impl Agent {
         if cfg.index_url.is_none() && cfg.modules_dir.is_none() && cfg.default_modules.is_empty() {
             return Err(RunError::NoSource);
         }
-        cfg.validate()?;
+        cfg.check()?;
         if let Some(d) = &cfg.modules_dir {
             if !d.is_dir() {
                 return Err(RunError::NoModulesDir(d.clone()));
@@ -209,8 +261,22 @@ impl Agent {
         let status = StatusBoard::new(Some(state.clone()));
         let metrics = Arc::new(Metrics::new());
         let staging = Arc::new(Staging::new(status.clone()).with_metrics(metrics.clone()));
-        let ctx = Ctx { sandbox: Arc::new(Sandbox::new()), state, config: Arc::new(cfg.agent.clone()) };
+        let ctx = Ctx::new(Arc::new(Sandbox::new()), state, cfg.agent.clone());
+        status.update(|s| {
+            s.config = Some(crate::status::ConfigStatus {
+                file: None,
+                sha256: None,
+                generation: 1,
+                loaded_at: now(),
+                first_period: None,
+                last_reload: None,
+                restart_required: Vec::new(),
+            })
+        });
         Ok(Agent {
+            liveness: crate::liveness::Liveness::new(cfg.liveness_slack),
+            reloader: None,
+            trigger: crate::reload::ReloadTrigger::default(),
             cfg,
             ctx,
             staging,
@@ -221,6 +287,38 @@ impl Agent {
             listener,
             http: reqwest::Client::builder().user_agent(crate::upload::user_agent(None)).build().expect("an HTTP client builds"),
         })
+    }
+
+    /// Reloads the configuration with `reloader` on [`Self::reload_trigger`] and when its
+    /// file changes.
+    pub fn with_reloader(mut self, reloader: crate::reload::Reloader) -> Self {
+        if let Some(f) = &reloader.file {
+            let (file, sha256) = (f.display().to_string(), crate::reload::file_hash(f));
+            self.status.update(|s| {
+                if let Some(c) = &mut s.config {
+                    c.file = Some(file);
+                    c.sha256 = sha256;
+                }
+            });
+        }
+        self.reloader = Some(reloader);
+        self
+    }
+
+    /// Asks for a reload (SIGHUP).
+    pub fn reload_trigger(&self) -> crate::reload::ReloadTrigger {
+        self.trigger.clone()
+    }
+
+    /// Flips when a period is abandoned: give it to the REST bridge
+    /// ([`crate::policy::Bridge::cancelled_by`]) so in-flight API requests end at once.
+    pub fn cancel_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.ctx.sandbox.cancel_signal()
+    }
+
+    /// The period loop's liveness (`/healthz`).
+    pub fn liveness(&self) -> crate::liveness::Liveness {
+        self.liveness.clone()
     }
 
     /// Where the operator endpoints listen, when enabled.
@@ -239,19 +337,21 @@ impl Agent {
     }
 
     /// Runs until `shutdown` flips to true: update sources in the background, periods in the
-    /// foreground. A period in progress when shutdown arrives is finished (each gatherer is
-    /// bounded by its deadline), so no archive is left partial.
+    /// foreground. A period in progress when shutdown arrives gets the shutdown grace to
+    /// finish; then it is abandoned (gatherers and in-flight API requests cancelled), and
+    /// nothing of its archive is left behind.
     pub async fn run(mut self, api: Arc<dyn Api>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut tasks = Vec::new();
         if let Some(l) = self.listener.take() {
             match tokio::net::TcpListener::from_std(l) {
                 Ok(listener) => {
-                    let (status, metrics, mut rx) = (self.status.clone(), self.metrics.clone(), shutdown.clone());
+                    let endpoints = crate::endpoints::Endpoints { status: self.status.clone(), metrics: self.metrics.clone(), liveness: self.liveness.clone() };
+                    let (tls, mut rx) = (self.cfg.tls.clone(), shutdown.clone());
                     tasks.push(tokio::spawn(async move {
                         let stop = async move {
                             let _ = rx.wait_for(|s| *s).await;
                         };
-                        if let Err(e) = crate::endpoints::run(listener, status, metrics, stop).await {
+                        if let Err(e) = crate::endpoints::serve(listener, endpoints, tls, stop).await {
                             tracing::error!("endpoints server failed: {e}");
                         }
                     }));
@@ -262,12 +362,7 @@ impl Agent {
         if !self.cfg.default_modules.is_empty() {
             // Staged first: a restored index or the modules dir's first scan replaces them
             // before the first period starts.
-            let set = Loader::new(&self.ctx.sandbox, &self.ctx.config).load_set(&self.cfg.default_modules);
-            for r in &set.rejected {
-                self.staging.refuse(&format!("embedded {}", r.name), &r.refused);
-            }
-            let modules = set.modules.into_iter().map(|(spec, source)| ActiveModule { spec, source }).collect();
-            self.staging.set_part(SourceKind::Defaults, Part { modules, serial: None });
+            stage_defaults(&self.ctx, &self.staging, &self.cfg.default_modules);
         }
         if let Some(url) = &self.cfg.index_url {
             let mut source = IndexSource::new(IndexSettings {
@@ -278,7 +373,7 @@ impl Agent {
             });
             match source.restore(&self.ctx) {
                 Ok(Some(part)) => {
-                    tracing::info!(serial = ?part.serial, "restored the last accepted index from the state dir");
+                    tracing::info!(serial = part.serial, "restored the last accepted index from the state dir");
                     self.staging.set_part(SourceKind::Index, part);
                 }
                 Ok(None) => {}
@@ -304,10 +399,26 @@ impl Agent {
             self.staging.set_part(SourceKind::Dir, part);
             tasks.push(tokio::spawn(update::watch_loop(source, self.ctx.clone(), self.staging.clone(), shutdown.clone())));
         }
+        // Reloaded settings reach the period loop through this channel, at a step boundary.
+        let (settings_tx, mut settings) = tokio::sync::watch::channel(Arc::new(self.cfg.clone()));
+        if let Some(reloader) = self.reloader.take() {
+            let reloading = Reloading {
+                reloader,
+                trigger: self.trigger.clone(),
+                ctx: self.ctx.clone(),
+                staging: self.staging.clone(),
+                status: self.status.clone(),
+                metrics: self.metrics.clone(),
+                settings: settings_tx,
+            };
+            tasks.push(tokio::spawn(reloading.run(shutdown.clone())));
+        }
 
         let mut next = Instant::now();
-        loop {
+        let mut last_start: Option<Instant> = None;
+        'periods: loop {
             // Nothing to run until a first set exists.
+            self.liveness.idle();
             while self.active.load().is_none() && !self.staging.has_staged() {
                 tokio::select! {
                     _ = self.staging.notify.notified() => {}
@@ -320,20 +431,35 @@ impl Agent {
             if *shutdown.borrow() {
                 break;
             }
-            tokio::select! {
-                _ = tokio::time::sleep_until(next.into()) => {}
-                _ = shutdown.changed() => break,
+            loop {
+                self.liveness.expect("waiting for the next period", next.saturating_duration_since(Instant::now()));
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next.into()) => break,
+                    _ = shutdown.changed() => break 'periods,
+                    Ok(()) = settings.changed() => {
+                        // A new period length counts from the start of the last period.
+                        self.apply(&settings.borrow_and_update());
+                        if let Some(s) = last_start {
+                            next = s.checked_add(self.cfg.period).unwrap_or(s);
+                        }
+                    }
+                }
+            }
+            if settings.has_changed().unwrap_or(false) {
+                self.apply(&settings.borrow_and_update());
             }
             let started = Instant::now();
+            last_start = Some(started);
             let period = self.period(&api);
             tokio::pin!(period);
             let finished = tokio::select! {
                 r = &mut period => r,
                 _ = shutdown.changed() => {
                     let grace = self.cfg.shutdown_grace;
+                    self.liveness.expect("the shutdown grace", grace);
                     tracing::info!("shutdown requested during a period; letting it finish (up to {})", humantime::format_duration(grace));
                     if tokio::time::timeout(grace, &mut period).await.is_err() {
-                        tracing::warn!("abandoning the period: stopping the gatherers; no archive is written");
+                        tracing::warn!("abandoning the period: stopping the gatherers and their API requests; no archive is written");
                         self.ctx.sandbox.cancel_runs();
                         period.await;
                     }
@@ -360,6 +486,17 @@ impl Agent {
         }
     }
 
+    /// Takes the period-scoped `run` settings of a reloaded configuration (the rest is read
+    /// from the swapped agent config at the start of each period).
+    fn apply(&mut self, new: &RunConfig) {
+        self.cfg.period = new.period;
+        self.cfg.jitter = new.jitter;
+        self.cfg.retention = new.retention.clone();
+        self.cfg.upload = new.upload.clone();
+        self.cfg.shutdown_grace = new.shutdown_grace;
+        self.cfg.agent = new.agent.clone();
+    }
+
     /// Retention, then the optional upload (abandoned, not the archive, on shutdown).
     async fn after_period(&self, result: &gather::PeriodResult, shutdown: &mut tokio::sync::watch::Receiver<bool>) {
         match retention::prune(&self.cfg.out_dir, &self.cfg.retention, std::time::SystemTime::now()) {
@@ -371,6 +508,9 @@ impl Agent {
             Err(e) => tracing::warn!("retention: {e}"),
         }
         let Some(cfg) = &self.cfg.upload else { return };
+        // Every attempt is bounded by its timeout, and the waits between them double.
+        let waits = cfg.backoff.saturating_mul(2u32.saturating_pow(cfg.attempts.min(16)));
+        self.liveness.expect("the upload", cfg.timeout.saturating_mul(cfg.attempts.max(1)).saturating_add(waits));
         let upload = crate::upload::upload(&self.http, cfg, &result.archive, result.cluster_id.as_deref());
         let outcome = tokio::select! {
             r = upload => r,
@@ -402,13 +542,14 @@ impl Agent {
             let at = now();
             tracing::info!(
                 generation = staged.generation,
-                serial = ?staged.serial,
+                serial = staged.serial,
                 "activating module set: {}",
                 staged.modules.iter().map(|m| format!("{}@{}", m.spec.module.manifest.name, m.spec.module.manifest.version)).collect::<Vec<_>>().join(", ")
             );
             let status = staged.status(Some(at));
             self.active.store(Some(staged));
             self.metrics.activation();
+            self.metrics.known_gatherers(staged_names(&self.active).iter().map(String::as_str));
             self.status.update(|s| {
                 s.active = Some(status);
                 s.staged = None;
@@ -427,6 +568,13 @@ impl Agent {
         opts.module_set = Some(set.metadata());
         opts.obfuscate_networking = self.cfg.agent.obfuscates_networking();
         let period_no = self.status.get().periods + 1;
+        let largest = set.modules.iter().map(|m| m.spec.limits.deadline()).max().unwrap_or_default();
+        self.liveness.expect(format!("period {period_no}"), crate::liveness::period_bound(set.modules.len(), opts.concurrency, largest));
+        self.status.update(|s| {
+            if let Some(c) = s.config.as_mut().filter(|c| c.first_period.is_none()) {
+                c.first_period = Some(period_no);
+            }
+        });
         let span = tracing::info_span!("period", n = period_no, generation = set.generation);
         let result = gather::run_period(self.ctx.sandbox.clone(), api.clone(), set.specs(), Vec::new(), &opts)
             .instrument(span)
@@ -457,5 +605,123 @@ impl Agent {
                 None
             }
         }
+    }
+}
+
+/// The gatherer names of the active set.
+fn staged_names(active: &ArcSwapOption<ModuleSet>) -> Vec<String> {
+    active.load().iter().flat_map(|s| s.modules.iter().map(|m| m.spec.module.manifest.name.clone())).collect()
+}
+
+/// Loads the embedded defaults under the current configuration and stages them.
+fn stage_defaults(ctx: &Ctx, staging: &Staging, defaults: &[ModuleSource]) {
+    let config = ctx.config.load();
+    let set = Loader::new(&ctx.sandbox, &config).load_set(defaults);
+    for r in &set.rejected {
+        staging.refuse(&format!("embedded {}", r.name), &r.refused);
+    }
+    let modules = set.modules.into_iter().map(|(spec, source)| ActiveModule { spec, source }).collect();
+    staging.set_part(SourceKind::Defaults, Part { modules, serial: None });
+}
+
+/// The reload task: waits for SIGHUP or a change of the config file, builds and checks the
+/// new configuration, then swaps it in for the next period, or refuses it.
+struct Reloading {
+    reloader: crate::reload::Reloader,
+    trigger: crate::reload::ReloadTrigger,
+    ctx: Ctx,
+    staging: Arc<Staging>,
+    status: StatusBoard,
+    metrics: Arc<Metrics>,
+    settings: tokio::sync::watch::Sender<Arc<RunConfig>>,
+}
+
+impl Reloading {
+    async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut watch = match &self.reloader.file {
+            Some(f) => match crate::reload::watch(f) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::warn!(file = %f.display(), "cannot watch the config file ({e}); reload with SIGHUP");
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut seen = self.reloader.file.as_deref().and_then(crate::reload::file_hash);
+        loop {
+            let trigger = tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = self.trigger.requested() => "SIGHUP",
+                Some(()) = async { match &mut watch { Some((_, rx)) => rx.recv().await, None => std::future::pending().await } } => "file changed",
+            };
+            if trigger == "file changed" {
+                // A ConfigMap update or an editor's save is a burst of events.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if let Some((_, rx)) = &mut watch {
+                    while rx.try_recv().is_ok() {}
+                }
+                let now_hash = self.reloader.file.as_deref().and_then(crate::reload::file_hash);
+                if now_hash == seen {
+                    continue;
+                }
+                seen = now_hash;
+            } else {
+                seen = self.reloader.file.as_deref().and_then(crate::reload::file_hash);
+            }
+            self.reload(trigger, seen.clone());
+        }
+    }
+
+    fn reload(&self, trigger: &str, sha256: Option<String>) {
+        let built = (self.reloader.build)().and_then(|c| c.check().map(|()| c).map_err(|e| e.to_string()));
+        let new = match built {
+            Ok(c) => c,
+            Err(error) => {
+                tracing::error!(trigger, "configuration refused, the previous one stays: {error}");
+                self.metrics.config_reload("refused");
+                self.status.update(|s| {
+                    if let Some(c) = &mut s.config {
+                        c.last_reload = Some(crate::status::ReloadStatus { at: now(), trigger: trigger.into(), result: "refused".into(), error: Some(error.clone()) });
+                    }
+                    s.last_error = Some(crate::status::Refusal { at: now(), source: "config".into(), reason: error, class: None });
+                });
+                return;
+            }
+        };
+        let restart = crate::reload::restart_only_changes(&self.settings.borrow(), &new);
+        if !restart.is_empty() {
+            tracing::warn!(trigger, "these changed settings take effect only at the next start: {}", restart.join(", "));
+        }
+        self.ctx.config.store(Arc::new(new.agent.clone()));
+        let generation = self.status.get().config.map_or(1, |c| c.generation) + 1;
+        tracing::info!(trigger, generation, "configuration reloaded; it applies from the next period");
+        self.metrics.config_reload("applied");
+        self.status.update(|s| {
+            let file = s.config.as_ref().and_then(|c| c.file.clone());
+            s.config = Some(crate::status::ConfigStatus {
+                file,
+                sha256,
+                generation,
+                loaded_at: now(),
+                first_period: None,
+                last_reload: Some(crate::status::ReloadStatus { at: now(), trigger: trigger.into(), result: "applied".into(), error: None }),
+                restart_required: restart.iter().map(|s| s.to_string()).collect(),
+            });
+        });
+        // Restart-only settings keep their values in force, so the next comparison is
+        // against what actually runs.
+        let mut keep = (**self.settings.borrow()).clone();
+        keep.period = new.period;
+        keep.jitter = new.jitter;
+        keep.retention = new.retention.clone();
+        keep.upload = new.upload.clone();
+        keep.shutdown_grace = new.shutdown_grace;
+        keep.agent = new.agent.clone();
+        if !new.default_modules.is_empty() || !keep.default_modules.is_empty() {
+            stage_defaults(&self.ctx, &self.staging, &keep.default_modules);
+        }
+        self.settings.send_replace(Arc::new(keep));
+        self.staging.reconfigure();
     }
 }

@@ -118,6 +118,9 @@ pub struct RunOutcome {
 pub struct Sandbox {
     /// Set on shutdown: every running guest stops at its next fuel slice or host call.
     cancelled: Arc<std::sync::atomic::AtomicBool>,
+    /// The same flag for async waiters: the REST bridge drops an in-flight API request when
+    /// it flips, so an abandoned period does not wait for a slow API server.
+    cancel_signal: tokio::sync::watch::Sender<bool>,
     engine: Engine,
     linker: Linker<HostState>,
     cache: Mutex<HashMap<String, Arc<LoadedModule>>>,
@@ -206,7 +209,7 @@ impl Sandbox {
         let cancelled: Arc<std::sync::atomic::AtomicBool> = Default::default();
         let mut linker = pdk::linker(&engine);
         wasi::add_to_linker(&mut linker, cancelled.clone());
-        Sandbox { cancelled, engine, linker, cache: Mutex::new(HashMap::new()) }
+        Sandbox { cancelled, cancel_signal: tokio::sync::watch::Sender::new(false), engine, linker, cache: Mutex::new(HashMap::new()) }
     }
 
     /// Validates and compiles `bytes`, or returns the cached module with the same sha256.
@@ -224,6 +227,13 @@ impl Sandbox {
     /// `cancelled`; runs started later are stopped at once. Used to abandon a period on shutdown.
     pub fn cancel_runs(&self) {
         self.cancelled.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cancel_signal.send_replace(true);
+    }
+
+    /// Flips to `true` when [`Self::cancel_runs`] is called: hand it to the REST bridge
+    /// ([`crate::policy::Bridge::cancelled_by`]) so in-flight API requests end too.
+    pub fn cancel_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.cancel_signal.subscribe()
     }
 
     /// Whether [`Self::cancel_runs`] was called.

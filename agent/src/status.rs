@@ -104,6 +104,43 @@ pub struct Status {
     pub last_archive: Option<ArchiveStatus>,
     /// The last upload attempt, when uploads are configured.
     pub last_upload: Option<UploadStatus>,
+    /// The configuration in force and its last reload.
+    pub config: Option<ConfigStatus>,
+}
+
+/// The configuration in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigStatus {
+    /// The config file, when there is one.
+    pub file: Option<String>,
+    /// Hex sha256 of the file's bytes in force.
+    pub sha256: Option<String>,
+    /// 1 at start, +1 with every applied reload.
+    pub generation: u64,
+    /// When the configuration in force was loaded.
+    pub loaded_at: String,
+    /// The first period run with it (none yet: the next one).
+    pub first_period: Option<u64>,
+    /// The last reload attempt.
+    pub last_reload: Option<ReloadStatus>,
+    /// Settings changed in the file that only take effect at the next start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restart_required: Vec<String>,
+}
+
+/// A reload attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReloadStatus {
+    /// When.
+    pub at: String,
+    /// `SIGHUP` or `file changed`.
+    pub trigger: String,
+    /// `applied` or `refused` (the previous configuration stays).
+    pub result: String,
+    /// Why it was refused.
+    pub error: Option<String>,
 }
 
 /// The last upload.
@@ -147,12 +184,11 @@ impl StatusBoard {
 
     /// Changes the status and writes `status.json`.
     pub fn update(&self, f: impl FnOnce(&mut Status)) {
-        let json = {
-            let mut s = self.inner.lock().expect("status lock");
-            f(&mut s);
-            serde_json::to_vec_pretty(&*s).expect("status serializes")
-        };
+        let mut s = self.inner.lock().expect("status lock");
+        f(&mut s);
+        // Written under the lock: two updates racing must not leave the older one on disk.
         if let Some(state) = &self.state {
+            let json = serde_json::to_vec_pretty(&*s).expect("status serializes");
             if let Err(e) = state.write_status(&json) {
                 tracing::warn!("writing status.json: {e}");
             }

@@ -122,6 +122,9 @@ pub struct Staging {
     pub notify: Notify,
     status: StatusBoard,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Bumped when the operator's configuration is reloaded: each source then rebuilds its
+    /// part under the new settings.
+    reconfigured: tokio::sync::watch::Sender<u64>,
 }
 
 /// Which source a part came from.
@@ -138,7 +141,24 @@ pub enum SourceKind {
 impl Staging {
     /// An empty staging area reporting into `status`.
     pub fn new(status: StatusBoard) -> Self {
-        Staging { parts: Mutex::new(Parts::default()), warnings: Mutex::new(Vec::new()), notify: Notify::new(), status, metrics: None }
+        Staging {
+            parts: Mutex::new(Parts::default()),
+            warnings: Mutex::new(Vec::new()),
+            notify: Notify::new(),
+            status,
+            metrics: None,
+            reconfigured: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// Tells every source that the configuration changed ([`Self::reconfigurations`]).
+    pub fn reconfigure(&self) {
+        self.reconfigured.send_modify(|g| *g += 1);
+    }
+
+    /// Changes whenever [`Self::reconfigure`] is called.
+    pub fn reconfigurations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.reconfigured.subscribe()
     }
 
     /// The same, also counting refusals in `metrics`.
@@ -184,7 +204,7 @@ impl Staging {
             p.staged = Some(set.clone());
             set
         };
-        tracing::info!(generation = set.generation, serial = ?set.serial, modules = set.modules.len(), "staged a new module set; it becomes active at the start of the next period");
+        tracing::info!(generation = set.generation, serial = set.serial, modules = set.modules.len(), "staged a new module set; it becomes active at the start of the next period");
         self.status.update(|s| s.staged = Some(set.status(None)));
         self.notify.notify_waiters();
         self.notify.notify_one();
@@ -232,16 +252,22 @@ pub struct Ctx {
     pub sandbox: Arc<Sandbox>,
     /// The state dir (download cache, last accepted index).
     pub state: Arc<StateDir>,
-    /// Operator settings: limits, policy, config per module.
-    pub config: Arc<AgentConfig>,
+    /// Operator settings: limits, policy, config per module (swapped by a reload).
+    pub config: Arc<arc_swap::ArcSwap<AgentConfig>>,
 }
 
 impl Ctx {
+    /// A context with a fixed starting configuration.
+    pub fn new(sandbox: Arc<Sandbox>, state: Arc<StateDir>, config: AgentConfig) -> Self {
+        Ctx { sandbox, state, config: Arc::new(arc_swap::ArcSwap::from_pointee(config)) }
+    }
+
     /// Loads one module with the one loader's rules ([`crate::loader`]). `Ok(None)`: the
     /// operator disabled it.
     fn spec(&self, bytes: &[u8], entry: Option<&IndexEntry>, origin: &str) -> Result<Option<ModuleSpec>, Refused> {
         let src = ModuleSource { origin: origin.to_owned(), bytes: bytes.into(), entry: entry.cloned() };
-        match Loader::new(&self.sandbox, &self.config).load(&src) {
+        let config = self.config.load();
+        match Loader::new(&self.sandbox, &config).load(&src) {
             Ok(Loaded::Ready(spec)) => Ok(Some(spec)),
             Ok(Loaded::Disabled(_)) => Ok(None),
             Err(r) => Err(r.refused),
@@ -623,6 +649,8 @@ pub async fn poll_loop(
     metrics: Option<Arc<crate::metrics::Metrics>>,
 ) {
     let mut failures = 0u32;
+    let mut reconfigured = staging.reconfigurations();
+    reconfigured.mark_unchanged();
     loop {
         let outcome = source.poll(&ctx).await;
         let (result, error) = match &outcome {
@@ -641,7 +669,7 @@ pub async fn poll_loop(
                 failures = 0;
                 let serial = part.serial;
                 status.update(|s| s.last_accepted_serial = serial);
-                tracing::info!(url = source.url(), serial = ?serial, "accepted a new index");
+                tracing::info!(url = source.url(), serial, "accepted a new index");
                 staging.set_part(SourceKind::Index, part);
             }
             PollOutcome::Refused(reason) => {
@@ -663,9 +691,24 @@ pub async fn poll_loop(
         } else {
             poll_interval.mul_f64(1.0 + jitter * (crate::util::random_unit() * 2.0 - 1.0))
         };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return,
+        let sleep = tokio::time::sleep(wait);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                _ = shutdown.changed() => return,
+                Ok(()) = reconfigured.changed() => {
+                    // The accepted index, verified again and loaded under the new settings.
+                    match source.restore(&ctx) {
+                        Ok(Some(part)) => staging.set_part(SourceKind::Index, part),
+                        Ok(None) => {}
+                        Err(e) => staging.warn(format!(
+                            "{}: the new configuration cannot be applied to the accepted index's modules ({e}); they keep their previous settings",
+                            source.url()
+                        )),
+                    }
+                }
+            }
         }
     }
 }
@@ -674,12 +717,21 @@ pub async fn poll_loop(
 pub struct DirSource {
     dir: PathBuf,
     last_good: BTreeMap<String, (String, ActiveModule)>,
+    /// Files refused, by path, with the sha256 of the refused content: each distinct content
+    /// is refused (logged, counted, reported) once, not at every rescan.
+    refused: BTreeMap<PathBuf, String>,
 }
 
 impl DirSource {
     /// A source for `dir`.
     pub fn new(dir: &Path) -> Self {
-        DirSource { dir: dir.to_owned(), last_good: BTreeMap::new() }
+        DirSource { dir: dir.to_owned(), last_good: BTreeMap::new(), refused: BTreeMap::new() }
+    }
+
+    /// Forgets which contents were refused, so they are judged (and reported) again: after
+    /// a configuration change, the verdict may differ.
+    pub fn forget_refusals(&mut self) {
+        self.refused.clear();
     }
 
     /// Scans the directory. A file that fails to load keeps its previous version (if any)
@@ -700,25 +752,43 @@ impl DirSource {
         for path in files {
             let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
             let source = format!("dir {}", path.display());
-            let loaded = std::fs::read(&path)
+            let bytes = std::fs::read(&path);
+            let content = match &bytes {
+                Ok(b) => sha256_hex(b),
+                Err(e) => format!("unreadable: {e}"),
+            };
+            if self.refused.get(&path) == Some(&content) {
+                // Already refused as it is: keep what we had, say nothing again.
+                if let Some(k) = self.last_good.get(&file).cloned() {
+                    next.insert(file, k);
+                }
+                continue;
+            }
+            let loaded = bytes
                 .map_err(|e| Refused::new(RefusalReason::Unreadable, e.to_string()))
                 .and_then(|bytes| ctx.spec(&bytes, None, &source).map(|spec| (sha256_hex(&bytes), spec)));
             match loaded {
                 Ok((sha, Some(spec))) => {
+                    self.refused.remove(&path);
                     next.insert(file, (sha, ActiveModule { spec, source }));
                 }
                 // Disabled by the operator: not run, and no previous version is kept either.
-                Ok((_, None)) => {}
+                Ok((_, None)) => {
+                    self.refused.remove(&path);
+                }
                 Err(e) => {
                     let kept = self.last_good.get(&file).cloned();
                     let note = if kept.is_some() { "; keeping its previous version" } else { "" };
                     staging.refuse(&source, &e.map_detail(|d| format!("{d}{note}")));
+                    self.refused.insert(path.clone(), content);
                     if let Some(k) = kept {
                         next.insert(file, k);
                     }
                 }
             }
         }
+        // Files gone are forgotten: the same broken content put back is reported again.
+        self.refused.retain(|p, _| p.exists());
         let changed = next.iter().map(|(f, (s, _))| (f, s)).ne(self.last_good.iter().map(|(f, (s, _))| (f, s)));
         self.last_good = next;
         let mut modules: Vec<ActiveModule> = Vec::new();
@@ -746,8 +816,12 @@ pub async fn watch_loop(
 ) {
     use notify::Watcher as _;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(16);
+    let mut reconfigured = staging.reconfigurations();
+    reconfigured.mark_unchanged();
     let mut watcher = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
+        // Reads are not changes: the scan's own reads of the files (inotify reports opens and
+        // closes) would otherwise trigger a rescan after every rescan, about 4 times a second.
+        if res.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
             let _ = tx.try_send(());
         }
     }) {
@@ -768,6 +842,13 @@ pub async fn watch_loop(
             _ = shutdown.changed() => return,
             ev = rx.recv(), if watcher.is_some() => ev.is_some(),
             _ = tokio::time::sleep(Duration::from_secs(2)), if watcher.is_none() => true,
+            Ok(()) = reconfigured.changed() => {
+                // Every file loaded again under the new settings, staged even if no file changed.
+                source.forget_refusals();
+                let (part, _) = source.scan(&ctx, &staging);
+                staging.set_part(SourceKind::Dir, part);
+                continue;
+            }
         };
         if !changed {
             return;
@@ -785,6 +866,34 @@ pub async fn watch_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Log fields carry values (`serial=1`), not Debug forms (`serial=Some(1)`); an absent
+    /// value leaves the field out.
+    #[test]
+    fn log_fields_print_values_not_debug_forms() {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let sub = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let staging = Staging::new(StatusBoard::new(None));
+        tracing::subscriber::with_default(sub, || {
+            staging.set_part(SourceKind::Index, Part { modules: Vec::new(), serial: Some(7) });
+            staging.set_part(SourceKind::Dir, Part::default());
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("serial=7"), "{text}");
+        assert!(!text.contains("Some(") && !text.contains("None"), "{text}");
+    }
 
     /// The metric label, status.json and the archive warning all carry the class, whatever
     /// the detail starts with (it used to be cut at the first `:`, so a refusal about gatherer

@@ -53,11 +53,13 @@ async fn endpoints_serve_health_readiness_status_and_real_metrics() {
     assert_eq!(http.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
 
     let resp = http.get(format!("{base}/metrics")).send().await.unwrap();
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"), "0.0.4 unless OpenMetrics is asked for");
     let text = resp.text().await.unwrap();
     assert!(metric(&text, "gather_agent_periods_total") >= 2.0);
     assert!(metric(&text, r#"gather_agent_gatherer_errors_total{gatherer="trap",kind="trap"}"#) >= 2.0);
-    assert!(text.lines().all(|l| !l.starts_with(r#"gather_agent_gatherer_errors_total{gatherer="nodes""#)), "nodes never failed");
+    let nodes_errors: Vec<&str> = text.lines().filter(|l| l.starts_with(r#"gather_agent_gatherer_errors_total{gatherer="nodes""#)).collect();
+    assert_eq!(nodes_errors.len(), agent::errors::ErrorKind::ALL.len(), "a zero series per kind: {nodes_errors:?}");
+    assert!(nodes_errors.iter().all(|l| l.ends_with(" 0")), "nodes never failed: {nodes_errors:?}");
     assert_eq!(metric(&text, "gather_agent_module_set_activations_total"), 1.0);
     assert!(metric(&text, r#"gather_agent_gatherer_fuel_total{gatherer="nodes"}"#) > 0.0);
     assert!(metric(&text, r#"gather_agent_gatherer_duration_seconds_count{gatherer="nodes"}"#) >= 2.0);

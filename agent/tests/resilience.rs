@@ -251,11 +251,11 @@ struct Poller {
 impl Poller {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let ctx = Ctx {
-            sandbox: Arc::new(Sandbox::new()),
-            state: Arc::new(StateDir::open(&dir.path().join("state")).unwrap()),
-            config: Arc::new(AgentConfig::default()),
-        };
+        let ctx = Ctx::new(
+            Arc::new(Sandbox::new()),
+            Arc::new(StateDir::open(&dir.path().join("state")).unwrap()),
+            AgentConfig::default(),
+        );
         Poller { _dir: dir, ctx }
     }
 

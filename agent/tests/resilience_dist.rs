@@ -144,11 +144,11 @@ struct Poller {
 impl Poller {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let ctx = Ctx {
-            sandbox: Arc::new(Sandbox::new()),
-            state: Arc::new(StateDir::open(&dir.path().join("state")).unwrap()),
-            config: Arc::new(AgentConfig::default()),
-        };
+        let ctx = Ctx::new(
+            Arc::new(Sandbox::new()),
+            Arc::new(StateDir::open(&dir.path().join("state")).unwrap()),
+            AgentConfig::default(),
+        );
         Poller { dir, ctx }
     }
 
@@ -504,7 +504,9 @@ async fn index_url_credentials_never_leave_the_process() {
     std::fs::write(&path, bytes).unwrap();
     agent.until("a refusal", |s| s.refused.iter().any(|r| r.reason.starts_with("too-large") || r.reason.starts_with("sha256-mismatch"))).await;
     let n = agent.status.get().periods;
-    agent.until("a period carrying the warnings", |s| s.periods > n).await;
+    // A period under way when the refusal landed has already taken its warnings: the one
+    // after it carries them.
+    agent.until("a period carrying the warnings", |s| s.periods > n + 1).await;
 
     let addr = agent.endpoints.unwrap();
     let status_body = reqwest::get(format!("http://{addr}/status")).await.unwrap().bytes().await.unwrap().to_vec();

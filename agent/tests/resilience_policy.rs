@@ -223,11 +223,11 @@ async fn activation_refuses_declarations_that_could_reach_secrets_on_the_update_
         });
         let url = site(serde_json::to_vec(&index).unwrap(), sha, module).await;
         let dir = tempfile::tempdir().unwrap();
-        let ctx = Ctx {
-            sandbox: Arc::new(Sandbox::new()),
-            state: Arc::new(StateDir::open(&dir.path().join("state")).unwrap()),
-            config: Arc::new(AgentConfig::default()),
-        };
+        let ctx = Ctx::new(
+            Arc::new(Sandbox::new()),
+            Arc::new(StateDir::open(&dir.path().join("state")).unwrap()),
+            AgentConfig::default(),
+        );
         let mut source = IndexSource::new(IndexSettings {
             url: url.parse().unwrap(),
             public_key: None,

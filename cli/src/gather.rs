@@ -39,7 +39,8 @@ pub async fn run(args: GatherArgs) -> anyhow::Result<()> {
     let sandbox = Arc::new(agent::sandbox::Sandbox::new());
     let loaded = agent::loader::Loader::new(&sandbox, &config).load_set(&sources);
     for name in &loaded.disabled {
-        eprintln!("  {name:<20} disabled by the configuration");
+        tracing::info!(gatherer = %name, "disabled by the configuration");
+        println!("  {name:<20} disabled by the configuration");
     }
     let (specs, failures) = loaded.into_period();
     anyhow::ensure!(!specs.is_empty() || !failures.is_empty(), "every gatherer is disabled by the configuration; nothing to run");
@@ -53,16 +54,16 @@ pub async fn run(args: GatherArgs) -> anyhow::Result<()> {
         .context("writing the archive")?;
     let reports = &result.metadata.status_reports;
     let failed: Vec<_> = reports.iter().filter(|r| r.errors.is_some() || r.panic.is_some()).collect();
-    eprintln!(
-        "{} gatherers, {} records, {} failed or with errors",
-        reports.len(),
-        reports.iter().map(|r| r.records_count).sum::<u64>(),
-        failed.len()
-    );
+    let records = reports.iter().map(|r| r.records_count).sum::<u64>();
+    // The summary is for people, on stdout; the log (stderr, text or JSON lines) gets the
+    // same facts as events. The archive's path stays the last line of stdout.
+    tracing::info!(archive = %result.archive.display(), gatherers = reports.len(), records, failed = failed.len(), "archive written");
+    println!("{} gatherers, {records} records, {} failed or with errors", reports.len(), failed.len());
     for r in failed {
         let kind = r.error_kind.as_deref().unwrap_or("error");
         let first = r.errors.as_ref().and_then(|e| e.first()).cloned().or_else(|| r.panic.clone()).unwrap_or_default();
-        eprintln!("  {:<20} {kind:<10} {first}", r.name);
+        tracing::warn!(gatherer = %r.name, kind, "{first}");
+        println!("  {:<20} {kind:<10} {first}", r.name);
     }
     println!("{}", result.archive.display());
     Ok(())

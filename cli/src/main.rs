@@ -59,9 +59,10 @@ enum Command {
     Sim(sim::SimArgs),
     /// Run every gatherer module (*.wasm) in a directory once and write one archive.
     ///
-    /// Prints the archive's path on stdout. Gatherer failures (traps, deadlines, policy
-    /// denials...) are recorded in the archive's insights-operator/gathers.json and
-    /// summarised on stderr; the exit status is non-zero only if no archive was written.
+    /// Prints a summary and, as the last line, the archive's path on stdout. Gatherer
+    /// failures (traps, deadlines, policy denials...) are recorded in the archive's
+    /// insights-operator/gathers.json, summarised on stdout and logged on stderr; the exit
+    /// status is non-zero only if no archive was written.
     ///
     /// The Kubernetes client config comes from --kubeconfig, then $KUBECONFIG, then the
     /// in-cluster service account, in that order.
@@ -134,14 +135,21 @@ fn absent_reason(name: &str) -> Option<&'static str> {
     }
 }
 
+/// Colour only for a person at a terminal: never into a file or pipe, and never when
+/// `NO_COLOR` is set to anything (<https://no-color.org>).
+fn use_colour(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 fn init_logging(filter: &str, format: &str) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
-        builder.init();
+        builder.with_ansi(use_colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR"))).init();
     }
 }
 
@@ -171,6 +179,7 @@ async fn main() -> std::process::ExitCode {
     let demo = false;
     let quiet_demo = demo && cli.log == "info" && std::env::var_os("GATHER_AGENT_LOG").is_none();
     init_logging(if quiet_demo { "warn" } else { &cli.log }, &cli.log_format);
+    let json_logs = cli.log_format == "json";
     agent::tls::install_crypto_provider();
     // A file-size limit (RLIMIT_FSIZE) would otherwise kill us with SIGXFSZ mid-write; with a
     // handler installed the write fails with EFBIG instead, which we report like a full disk.
@@ -205,7 +214,13 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", gather_inspect::cli::one_line(&e));
+            let msg = gather_inspect::cli::one_line(&e);
+            if json_logs {
+                // A log pipeline reads stderr as JSON lines: the fatal error is one of them.
+                tracing::error!(error = %msg, "fatal");
+            } else {
+                eprintln!("error: {msg}");
+            }
             std::process::ExitCode::from(gather_inspect::cli::exit_status(&e))
         }
     }
@@ -241,6 +256,14 @@ mod tests {
             assert_eq!(commit.len(), 40);
             assert!(git_commit::git_watch(here).iter().any(|f| f.ends_with("HEAD")));
         }
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some("".into())), "an empty NO_COLOR does not count");
+        assert!(!use_colour(true, Some("1".into())));
+        assert!(!use_colour(false, None));
     }
 
     /// The operator image's build (`--no-default-features`) names what is left out and why.

@@ -110,7 +110,8 @@ async fn gather_reads_the_environment_variables_run_reads() {
         .env("GATHER_AGENT_CONFIG", &config);
     let o = output(cmd).await;
     assert!(o.status.success(), "{}", stderr(&o));
-    let archive = String::from_utf8(o.stdout).unwrap().trim().to_owned();
+    // The summary first; the archive's path is the last line of stdout.
+    let archive = String::from_utf8(o.stdout).unwrap().lines().last().unwrap_or_default().to_owned();
     assert!(Path::new(&archive).starts_with(&out), "{archive}");
     assert_eq!(common::records(Path::new(&archive))["config/x.txt"], b"from the environment");
     // Flags still win over the environment.
@@ -118,7 +119,7 @@ async fn gather_reads_the_environment_variables_run_reads() {
     cmd.arg("gather").args(["--out"]).arg(dir.path().join("flag")).env("GATHER_AGENT_KUBECONFIG", &kc).env("GATHER_AGENT_MODULES_DIR", &module).env("GATHER_AGENT_OUT", &out);
     let o = output(cmd).await;
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(String::from_utf8(o.stdout).unwrap().trim().starts_with(&s(&dir.path().join("flag"))));
+    assert!(String::from_utf8(o.stdout).unwrap().lines().last().unwrap_or_default().starts_with(&s(&dir.path().join("flag"))));
     // And the help says so.
     let help = bin().args(["gather", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
@@ -177,7 +178,7 @@ async fn an_unreachable_api_server_is_named_with_the_cause() {
         cmd.arg("gather").arg("--kubeconfig").arg(&kc).arg("--modules").arg(&module).arg("--out").arg(dir.path().join(format!("o{i}")));
         let o = output(cmd).await;
         assert!(o.status.success(), "an archive records the failure: {}", stderr(&o));
-        let archive = String::from_utf8(o.stdout.clone()).unwrap().trim().to_owned();
+        let archive = String::from_utf8(o.stdout.clone()).unwrap().lines().last().unwrap_or_default().to_owned();
         let meta: agent::archive::GathersMetadata = serde_json::from_slice(&common::records(Path::new(&archive))["insights-operator/gathers.json"]).unwrap();
         let error = meta.status_reports[0].errors.as_ref().and_then(|e| e.first()).cloned().unwrap_or_default();
         let log = stderr(&o);

@@ -24,7 +24,8 @@ fn s(p: &Path) -> String {
 
 fn archive_of(o: &Output) -> PathBuf {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    PathBuf::from(String::from_utf8(o.stdout.clone()).unwrap().trim())
+    // The summary comes first on stdout; the archive's path is the last line.
+    PathBuf::from(String::from_utf8(o.stdout.clone()).unwrap().lines().last().unwrap_or_default())
 }
 
 fn report_names(archive: &Path) -> Vec<String> {
@@ -51,7 +52,7 @@ async fn gather_without_modules_runs_the_embedded_defaults() {
     assert_eq!(report_names(&archive), default_names());
     let records = common::records(&archive);
     assert!(records.contains_key("config/clusteroperator/dns.json"), "{:?}", records.keys().collect::<Vec<_>>());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("0 failed"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("0 failed"), "the summary is on stdout: {}", String::from_utf8_lossy(&o.stdout));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

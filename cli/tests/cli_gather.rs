@@ -34,14 +34,14 @@ async fn gather_writes_one_archive_and_prints_its_path() {
     let out = dir.path().join("out");
     let o = gather(vec!["--kubeconfig".into(), s(&kc), "--modules".into(), s(&modules), "--out".into(), s(&out)], vec![]).await;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let path = String::from_utf8(o.stdout).unwrap().trim().to_owned();
+    let stdout = String::from_utf8(o.stdout.clone()).unwrap();
+    let path = stdout.lines().last().unwrap_or_default().to_owned();
     assert!(Path::new(&path).starts_with(&out) && Path::new(&path).exists(), "{path}");
     let listing = Command::new("tar").arg("-tzf").arg(&path).output().unwrap();
     assert!(listing.status.success());
     assert!(String::from_utf8_lossy(&listing.stdout).contains("config/clusteroperator/dns.json"));
-    let stderr = String::from_utf8_lossy(&o.stderr);
     let n = common::built_gatherers().len();
-    assert!(stderr.contains(&format!("{n} gatherers")) && stderr.contains("0 failed"), "{stderr}");
+    assert!(stdout.contains(&format!("{n} gatherers")) && stdout.contains("0 failed"), "the summary is on stdout: {stdout}");
     let entries: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(entries.len(), 1, "exactly one archive, no temp files: {entries:?}");
 }
@@ -117,7 +117,7 @@ async fn in_cluster_service_account_is_the_last_resort() {
     let o = gather(vec!["--modules".into(), s(&modules), "--out".into(), s(&dir.path().join("a"))], pod_env(&sa)).await;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("in-cluster service account"));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("0 failed"), "the token and CA from the files work");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("0 failed"), "the token and CA from the files work");
 
     // KUBECONFIG comes before in-cluster: a bad one is reported even inside a pod.
     let bad = dir.path().join("bad");
@@ -143,4 +143,45 @@ async fn in_cluster_service_account_is_the_last_resort() {
     let o = gather(vec!["--modules".into(), s(&modules), "--out".into(), s(&dir.path().join("c"))], pod_env(&empty)).await;
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("no service-account token"));
+}
+
+/// Every stderr line, when there is any.
+fn stderr_lines(o: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&o.stderr).lines().map(str::to_owned).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_json_lines_and_the_summary_is_on_stdout() {
+    let sim = common::start_sample().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kc).unwrap();
+    let out = dir.path().join("out");
+    let o = gather(vec!["--log-format".into(), "json".into(), "--kubeconfig".into(), s(&kc), "--out".into(), s(&out)], vec![]).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines = stderr_lines(&o);
+    assert!(lines.iter().any(|l| l.contains("archive written")), "the summary is also a log event: {lines:?}");
+    for l in &lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON object ({e}): {l}"));
+        assert!(v.is_object(), "{l}");
+    }
+    let stdout = String::from_utf8(o.stdout).unwrap();
+    assert!(stdout.contains(" gatherers, ") && stdout.contains(" records"), "the human summary is on stdout: {stdout}");
+    assert!(Path::new(stdout.lines().last().unwrap()).exists(), "the path is the last line: {stdout}");
+
+    // A fatal error is a JSON line too.
+    let o = gather(vec!["--log-format".into(), "json".into(), "--kubeconfig".into(), "/nonexistent/kc".into(), "--out".into(), s(&out)], vec![]).await;
+    assert!(!o.status.success());
+    let lines = stderr_lines(&o);
+    assert!(!lines.is_empty());
+    for l in &lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON object ({e}): {l}"));
+        assert!(v.is_object(), "{l}");
+    }
+    assert!(lines.last().unwrap().contains("/nonexistent/kc"), "{lines:?}");
+
+    // Text logs into a pipe carry no colour codes.
+    let o = gather(vec!["--kubeconfig".into(), s(&kc), "--out".into(), s(&out)], vec![]).await;
+    assert!(o.status.success());
+    assert!(!o.stderr.is_empty() && !o.stderr.contains(&0x1b), "no ANSI escapes into a pipe: {}", String::from_utf8_lossy(&o.stderr));
 }

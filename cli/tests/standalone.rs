@@ -72,7 +72,7 @@ fn copied_binary_serves_the_embedded_sample_and_gathers_it_with_the_embedded_set
     let _ = sim.kill();
     let _ = sim.wait();
     assert!(out.status.success(), "gather failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let archive = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let archive = PathBuf::from(String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default());
     let archive = if archive.is_absolute() { archive } else { cwd.join(archive) };
     let records = common::records(&archive);
     for node in common::fixture_names("Node") {

@@ -373,11 +373,11 @@ pub async fn unchanged_poll(modules_dir: &Path, work: &Path, polls: usize) -> Re
     .map_err(|e| BenchError(e.to_string()))?;
     let server = agent::serve::start(&site, "127.0.0.1:0".parse().expect("an address")).await.map_err(|e| BenchError(e.to_string()))?;
     let url = reqwest::Url::parse(&format!("{}/index.json", server.url)).map_err(|e| BenchError(e.to_string()))?;
-    let ctx = Ctx {
-        sandbox: Arc::new(Sandbox::new()),
-        state: Arc::new(agent::state::StateDir::open(&work.join("state")).map_err(|e| BenchError(e.to_string()))?),
-        config: Arc::new(AgentConfig::default()),
-    };
+    let ctx = Ctx::new(
+        Arc::new(Sandbox::new()),
+        Arc::new(agent::state::StateDir::open(&work.join("state")).map_err(|e| BenchError(e.to_string()))?),
+        AgentConfig::default(),
+    );
     let mut source = IndexSource::new(IndexSettings { url, public_key: None, max_module_bytes: 64 << 20, timeout: Duration::from_secs(10) });
     match source.poll(&ctx).await {
         PollOutcome::Accepted(_) => {}

@@ -9,6 +9,8 @@
 
 use std::path::PathBuf;
 
+pub mod prom;
+
 pub use gather_sim as sim;
 
 pub mod planted;
@@ -198,7 +200,7 @@ pub async fn start_agent(sim: &SimHandle, work: &std::path::Path, cfg: agent::ru
     let kc = work.join("kubeconfig");
     sim.write_kubeconfig(&kc).unwrap();
     let client = agent::kubeclient::from_kubeconfig(&kc).await.unwrap();
-    let api = Arc::new(agent::policy::Bridge::new(client, tokio::runtime::Handle::current()));
+    let api = Arc::new(agent::policy::Bridge::new(client, tokio::runtime::Handle::current()).cancelled_by(agent.cancel_signal()));
     let (tx, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(agent.run(api, rx));
     Running { tx, task, status, endpoints }
