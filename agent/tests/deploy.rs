@@ -350,6 +350,19 @@ fn service_monitor_overlay_selects_the_metrics_service() {
     }
     // OpenShift's cluster monitoring scrapes only labelled namespaces.
     assert_eq!(find(&items, "Namespace", ns)["metadata"]["labels"]["openshift.io/cluster-monitoring"], "true");
+    // The agent serves HTTPS from the mounted serving certificate, and is probed over HTTPS.
+    let deployment = find(&items, "Deployment", "gather-agent");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<&str> = container["args"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+    let dir = args.iter().position(|a| *a == "--tls-dir").map(|i| args[i + 1]).expect("--tls-dir in the overlay");
+    let mounts = container["volumeMounts"].as_array().unwrap();
+    assert!(mounts.iter().any(|m| m["mountPath"] == dir), "{dir} is the serving-cert mount");
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert_eq!(container[probe]["httpGet"]["scheme"], "HTTPS", "{probe}");
+    }
+    // The base stays plain HTTP: without the certificate there is nothing to serve TLS with.
+    let base_container = &find(&base, "Deployment", "gather-agent")["spec"]["template"]["spec"]["containers"][0];
+    assert!(!base_container["args"].as_array().unwrap().iter().any(|a| a == "--tls-dir"));
 }
 
 /// One grant: (apiGroup, resource, verb, resourceName).
