@@ -113,6 +113,7 @@ fn to_report(manifest: &hostapi::Manifest, sha256: &str, outcome: RunOutcome) ->
         fuel_used: outcome.fuel_used,
         requests: outcome.report.requests,
         bytes_emitted: outcome.report.bytes_emitted,
+        guest_memory_bytes: outcome.report.guest_memory_bytes,
         error_kind: error_kind.map(|k| k.as_str().to_owned()),
         exit_code,
         reproduces: manifest.reproduces.clone(),

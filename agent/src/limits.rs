@@ -289,12 +289,26 @@ pub struct GuestLimiter {
     pub(crate) memory_bytes: usize,
     /// Whether a growth was refused.
     pub refused: bool,
+    /// The largest linear memory granted so far, in bytes, the initial size included (wasmi
+    /// asks the limiter when it creates a memory, too). Wasm memory never shrinks, so this is
+    /// the guest's memory high-water mark.
+    pub peak_bytes: usize,
+}
+
+impl GuestLimiter {
+    /// A limiter capping linear memory at `memory_bytes`.
+    pub fn new(memory_bytes: usize) -> Self {
+        GuestLimiter { memory_bytes, refused: false, peak_bytes: 0 }
+    }
 }
 
 impl wasmi::ResourceLimiter for GuestLimiter {
     fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> Result<bool, wasmi_core::LimiterError> {
         let ok = desired <= self.memory_bytes;
         self.refused |= !ok;
+        if ok {
+            self.peak_bytes = self.peak_bytes.max(desired);
+        }
         Ok(ok)
     }
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> Result<bool, wasmi_core::LimiterError> {

@@ -55,6 +55,9 @@ pub struct RunReport {
     pub dropped_bytes: u64,
     /// Bytes held in `warnings` and `errors` together.
     pub entry_bytes: usize,
+    /// The guest's linear memory at the end of the run: its high-water mark, since wasm
+    /// memory never shrinks (0 for a native run, which has no linear memory).
+    pub guest_memory_bytes: u64,
 }
 
 impl RunReport {
@@ -207,7 +210,7 @@ impl HostState {
         HostState {
             gatherer: manifest.name.clone(),
             deadline: Instant::now() + limits.deadline(),
-            limiter: GuestLimiter { memory_bytes: limits.memory_bytes as usize, refused: false },
+            limiter: GuestLimiter::new(limits.memory_bytes as usize),
             manifest,
             policy,
             api,

@@ -406,8 +406,12 @@ impl Bridge {
             .iter()
             .filter_map(|h| resp.headers().get(*h).and_then(|v| v.to_str().ok()).map(|v| (h.to_string(), v.to_owned())))
             .collect();
+        // A page of a big list is megabytes: sized from Content-Length (within the cap) it is
+        // one allocation, where doubling would copy it several times and leave up to half of
+        // it unused while the page is held. A wrong length only costs a reallocation.
+        let length = resp.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).unwrap_or(0);
         let mut body = resp.into_body();
-        let mut buf: Vec<u8> = Vec::new();
+        let mut buf: Vec<u8> = Vec::with_capacity(usize::try_from(length.min(cap)).unwrap_or(0));
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| BridgeError::Unavailable(format!("reading the response: {e}")))?;
             if let Ok(data) = frame.into_data() {

@@ -394,6 +394,7 @@ impl Sandbox {
         let finish = |mut store: Store<HostState>, added: u64, result: Result<i32, Failure>| {
             let used = fuel_used(&store, added);
             wasi::flush(store.data_mut());
+            store.data_mut().report.guest_memory_bytes = store.data().limiter.peak_bytes as u64;
             RunOutcome { result, fuel_used: used, duration: started.elapsed(), report: store.into_data().report }
         };
 

@@ -120,12 +120,14 @@ async fn default_gatherers_reproduce_the_sample_archive() {
     let reports = meta["status_reports"].as_array().unwrap();
     assert_eq!(reports.len(), modules.len());
     for r in reports {
-        for field in ["name", "duration_in_ms", "records_count", "errors", "warnings", "panic", "version", "sha256", "fuel_used", "requests", "bytes_emitted"] {
+        for field in ["name", "duration_in_ms", "records_count", "errors", "warnings", "panic", "version", "sha256", "fuel_used", "requests", "bytes_emitted", "guest_memory_bytes"] {
             assert!(r.get(field).is_some(), "report lacks {field}: {r}");
         }
         assert!(r["errors"].is_null() && r["panic"].is_null(), "{r}");
         assert!(r["fuel_used"].as_u64().unwrap() > 0);
         assert!(r["requests"].as_u64().unwrap() >= 1);
+        // Every guest has at least the one page of linear memory it started with.
+        assert!(r["guest_memory_bytes"].as_u64().unwrap() >= 65_536, "{r}");
         let name = r["name"].as_str().unwrap();
         let (_, bytes) = modules.iter().find(|(f, _)| f.trim_end_matches(".wasm") == name).unwrap();
         assert_eq!(r["sha256"], agent::util::sha256_hex(bytes));

@@ -55,6 +55,10 @@ async fn runaway_guests_are_stopped_and_isolated() {
     let grow = report(reports, "grow");
     assert_eq!(grow.error_kind.as_deref(), Some("memory"), "{grow:?}");
     assert!(grow.errors.as_ref().unwrap()[0].contains("2097152"));
+    // The guest's memory high-water mark: grown page by page up to the cap, the refused
+    // growth not counted; a guest that never grows reports its initial page.
+    assert_eq!(grow.guest_memory_bytes, 2_097_152, "{grow:?}");
+    assert_eq!(report(reports, "loop").guest_memory_bytes, 65_536);
 
     let trap = report(reports, "trap");
     assert_eq!(trap.error_kind.as_deref(), Some("trap"), "{trap:?}");

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hostapi::{Manifest, Request, Response};
@@ -85,9 +85,46 @@ fn peak_rss_of(pid: u32) -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
+/// The spread of repeated measurements: fastest, median and slowest. On a shared machine the
+/// median is the figure to quote and the spread says how far to trust it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Smallest value.
+    pub min: f64,
+    /// Median (for an even count, the upper of the two middle values: a value that was measured).
+    pub median: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values` (all zero when empty).
+    pub fn of(mut values: Vec<f64>) -> Spread {
+        values.sort_by(f64::total_cmp);
+        match (values.first(), values.last()) {
+            (Some(&min), Some(&max)) => Spread { min, median: values[values.len() / 2], max },
+            _ => Spread::default(),
+        }
+    }
+
+    /// `median (min–max)`, with `decimals` decimals.
+    pub fn show(&self, decimals: usize) -> String {
+        format!("{:.d$} ({:.d$}–{:.d$})", self.median, self.min, self.max, d = decimals)
+    }
+}
+
+/// The machine's load average over 1, 5 and 15 minutes (`/proc/loadavg`).
+pub fn loadavg() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut fields = text.split_whitespace().map(|f| f.parse::<f64>().ok());
+    Some([fields.next()??, fields.next()??, fields.next()??])
+}
+
+/// Whether a module imports WASI (`wasi_snapshot_preview1`): a guest built by the Go toolchain
+/// (the Rust gatherers use the gather ABI alone). Unparsable bytes answer `false`.
+pub fn imports_wasi(bytes: &[u8]) -> bool {
+    let engine = wasmi::Engine::new(wasmi::Config::default().compilation_mode(wasmi::CompilationMode::Lazy));
+    wasmi::Module::new(&engine, bytes).is_ok_and(|m| m.imports().any(|i| i.module() == agent::wasi::MODULE))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -108,6 +145,10 @@ pub struct LoadFigures {
     /// Parse + validate + translate every function up front (wasmi's eager mode), best of the
     /// rounds: the most the lazy translation can add, spread over the first run.
     pub eager_compile_ms: f64,
+    /// Parse only: wasmi's fully lazy mode, which validates each function on its first call
+    /// (the agent does not use it: it validates everything before anything runs), best of the
+    /// rounds. `compile_ms` minus this is about what validating up front costs.
+    pub parse_ms: f64,
 }
 
 /// Measures compile and instantiate time for each module, best of `rounds` fresh engines.
@@ -116,23 +157,75 @@ pub fn load_figures(modules: &[(String, Vec<u8>)], rounds: usize) -> Result<Vec<
     let writer = Arc::new(ArchiveWriter::create(dir.path(), time::OffsetDateTime::now_utc(), 1).map_err(|e| BenchError(e.to_string()))?);
     let mut out = Vec::new();
     for (name, bytes) in modules {
-        let (mut compile, mut instantiate, mut eager) = (f64::MAX, f64::MAX, f64::MAX);
-        let mut config = wasmi::Config::default();
-        config.consume_fuel(true).compilation_mode(wasmi::CompilationMode::Eager);
-        let eager_engine = wasmi::Engine::new(&config);
+        let (mut compile, mut instantiate, mut eager, mut parse) = (f64::MAX, f64::MAX, f64::MAX, f64::MAX);
+        let engine = |mode| {
+            let mut config = wasmi::Config::default();
+            config.consume_fuel(true).compilation_mode(mode);
+            wasmi::Engine::new(&config)
+        };
+        let (eager_engine, lazy_engine) = (engine(wasmi::CompilationMode::Eager), engine(wasmi::CompilationMode::Lazy));
         for _ in 0..rounds.max(1) {
             let started = Instant::now();
             wasmi::Module::new(&eager_engine, bytes).map_err(|e| BenchError(format!("{name}: {e}")))?;
             eager = eager.min(ms(started.elapsed()));
+            let started = Instant::now();
+            wasmi::Module::new(&lazy_engine, bytes).map_err(|e| BenchError(format!("{name}: {e}")))?;
+            parse = parse.min(ms(started.elapsed()));
             let sandbox = Sandbox::new();
             let module = sandbox.load(bytes).map_err(|e| BenchError(format!("{name}: {e}")))?;
             compile = compile.min(ms(module.compile_time));
             let state = HostState::new(module.manifest.clone(), ModulePolicy::default(), Arc::new(CannedApi::default()), writer.clone(), Vec::new(), Limits::default());
             instantiate = instantiate.min(ms(sandbox.instantiate(&module, state).map_err(BenchError::context(name))?));
         }
-        out.push(LoadFigures { name: name.clone(), bytes: bytes.len(), compile_ms: compile, instantiate_ms: instantiate, eager_compile_ms: eager });
+        out.push(LoadFigures { name: name.clone(), bytes: bytes.len(), compile_ms: compile, instantiate_ms: instantiate, eager_compile_ms: eager, parse_ms: parse });
     }
     Ok(out)
+}
+
+/// Loading a whole set of modules, as the agent does at start and on each new set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LoadSetFigures {
+    /// Modules in the set.
+    pub modules: usize,
+    /// Their total size.
+    pub bytes: usize,
+    /// The agent's loader (`Loader::load_set`: every rule, modules compiled on one thread per
+    /// core), fresh sandbox each round, in ms.
+    pub load_set: Spread,
+    /// The same modules through `Sandbox::load`, one after another on one thread, in ms.
+    pub one_thread: Spread,
+    /// Threads the loader used.
+    pub threads: usize,
+}
+
+/// Measures [`LoadSetFigures`] over `rounds` rounds (a fresh sandbox, so no cache, each time).
+pub fn load_set_figures(modules: &[(String, Vec<u8>)], rounds: usize) -> Result<LoadSetFigures> {
+    let sources: Vec<agent::loader::ModuleSource> =
+        modules.iter().map(|(name, bytes)| agent::loader::ModuleSource::new(format!("bench {name}"), bytes.clone())).collect();
+    let config = AgentConfig::default();
+    let (mut parallel, mut serial) = (Vec::new(), Vec::new());
+    for _ in 0..rounds.max(1) {
+        let sandbox = Sandbox::new();
+        let started = Instant::now();
+        let set = agent::loader::Loader::new(&sandbox, &config).load_set(&sources);
+        parallel.push(ms(started.elapsed()));
+        if let Some(r) = set.rejected.first() {
+            return Err(BenchError(format!("{}: {}", r.name, r.refused)));
+        }
+        let sandbox = Sandbox::new();
+        let started = Instant::now();
+        for (name, bytes) in modules {
+            sandbox.load(bytes).map_err(|e| BenchError(format!("{name}: {e}")))?;
+        }
+        serial.push(ms(started.elapsed()));
+    }
+    Ok(LoadSetFigures {
+        modules: modules.len(),
+        bytes: modules.iter().map(|(_, b)| b.len()).sum(),
+        load_set: Spread::of(parallel),
+        one_thread: Spread::of(serial),
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()).min(modules.len()),
+    })
 }
 
 /// The fixed start-up cost of one run of a module: load (parse, validate, compile) +
@@ -143,12 +236,10 @@ pub struct StartupFigures {
     pub name: String,
     /// Size in bytes.
     pub bytes: usize,
-    /// Median of the rounds, in ms.
-    pub median_ms: f64,
-    /// Fastest round, in ms.
-    pub min_ms: f64,
-    /// Slowest round, in ms.
-    pub max_ms: f64,
+    /// Rounds measured.
+    pub rounds: usize,
+    /// Time of a round, in ms.
+    pub time: Spread,
 }
 
 /// Measures [`StartupFigures`] over `rounds` fresh sandboxes (no compiled-module cache).
@@ -164,9 +255,7 @@ pub fn startup_figures(name: &str, bytes: &[u8], rounds: usize) -> Result<Startu
         sandbox.instantiate(&module, state).map_err(BenchError::context(name))?;
         times.push(ms(started.elapsed()));
     }
-    let min_ms = times.iter().copied().fold(f64::MAX, f64::min);
-    let max_ms = times.iter().copied().fold(0.0, f64::max);
-    Ok(StartupFigures { name: name.to_owned(), bytes: bytes.len(), median_ms: median(times), min_ms, max_ms })
+    Ok(StartupFigures { name: name.to_owned(), bytes: bytes.len(), rounds: times.len(), time: Spread::of(times) })
 }
 
 /// How the default gatherers run in a measured period.
@@ -179,15 +268,17 @@ pub enum Mode {
     Native,
 }
 
-/// One measured period of the default gatherers.
+/// Measured periods of the default gatherers.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PeriodFigures {
-    /// Periods measured (the figures are medians; the RSS is the maximum).
+    /// Periods measured (the RSS is the maximum over all of them).
     pub periods: usize,
-    /// Wall time of a period, including writing the archive.
-    pub wall_ms: f64,
-    /// CPU time (user + system, all threads) of a period.
-    pub cpu_ms: f64,
+    /// The gatherers that ran, by name.
+    pub gatherers: Vec<String>,
+    /// Wall time of a period, including writing the archive, in ms.
+    pub wall: Spread,
+    /// CPU time (user + system, all threads) of a period, in ms.
+    pub cpu: Spread,
     /// Peak RSS of the process during the periods (the engine and modules loaded before are included).
     pub peak_rss_bytes: u64,
     /// Records written per period.
@@ -200,6 +291,11 @@ pub struct PeriodFigures {
     pub archive_bytes: u64,
     /// Gatherers that failed or reported errors, with their first error.
     pub failed: Vec<String>,
+    /// The largest guest linear memory of any one gatherer (its high-water mark), in bytes;
+    /// 0 natively.
+    pub guest_memory_peak_bytes: u64,
+    /// Fuel used by all the gatherers of a period (0 natively).
+    pub fuel_used: u64,
 }
 
 fn summarize(result: &PeriodResult) -> (u64, u64, u64, u64, Vec<String>) {
@@ -219,19 +315,24 @@ fn summarize(result: &PeriodResult) -> (u64, u64, u64, u64, Vec<String>) {
     )
 }
 
+/// The agent's default settings, but every record is measured: the archive cap and the
+/// per-module record quota would otherwise cut a big cluster short.
+fn measured_settings(out_dir: &Path) -> (AgentConfig, PeriodOptions) {
+    let mut config = AgentConfig { archive_max_bytes: 1 << 32, ..AgentConfig::default() };
+    config.limits.record_bytes = 1 << 32;
+    let mut opts = PeriodOptions::new(out_dir);
+    opts.concurrency = config.concurrency;
+    opts.archive_max_bytes = config.archive_max_bytes;
+    (config, opts)
+}
+
 /// Runs `periods` periods of the default gatherers against the cluster of `kubeconfig`, in
 /// this process; wasm modules come from `modules_dir` and are compiled before the first
 /// period, as in a running agent. Archives go to `out_dir` and are deleted after measuring.
 pub async fn periods(mode: Mode, kubeconfig: &Path, modules_dir: &Path, out_dir: &Path, periods: usize) -> Result<PeriodFigures> {
     let client = agent::kubeclient::from_kubeconfig(kubeconfig).await.map_err(|e| BenchError(e.to_string()))?;
     let api: Arc<dyn Api> = Arc::new(agent::policy::Bridge::new(client, tokio::runtime::Handle::current()));
-    // Every record is measured: the archive cap and the per-module record quota would
-    // otherwise cut a big cluster short.
-    let mut config = AgentConfig { archive_max_bytes: 1 << 32, ..AgentConfig::default() };
-    config.limits.record_bytes = 1 << 32;
-    let mut opts = PeriodOptions::new(out_dir);
-    opts.concurrency = config.concurrency;
-    opts.archive_max_bytes = config.archive_max_bytes;
+    let (config, opts) = measured_settings(out_dir);
     let sandbox = Arc::new(Sandbox::new());
     let (specs, failures) = match mode {
         Mode::Wasm => gather::load_modules_dir(&sandbox, modules_dir, &config).map_err(BenchError::context(modules_dir.display()))?,
@@ -242,14 +343,19 @@ pub async fn periods(mode: Mode, kubeconfig: &Path, modules_dir: &Path, out_dir:
     }
     let (mut walls, mut cpus) = (Vec::new(), Vec::new());
     let mut figures = PeriodFigures { periods, ..Default::default() };
+    let native_set = match mode {
+        Mode::Wasm => Vec::new(),
+        Mode::Native => native::default_gatherers(),
+    };
     reset_peak_rss();
     for _ in 0..periods.max(1) {
         let (wall, cpu) = (Instant::now(), cpu_time());
         let result = match mode {
             Mode::Wasm => gather::run_period(sandbox.clone(), api.clone(), specs.clone(), failures.clone(), &opts).await,
             Mode::Native => {
-                let specs = native::default_gatherers()
-                    .into_iter()
+                let specs = native_set
+                    .iter()
+                    .cloned()
                     .map(|g| NativeSpec { limits: config.limits.clone(), ..NativeSpec::new(g) })
                     .collect();
                 native::run_period(api.clone(), specs, &opts).await
@@ -259,11 +365,134 @@ pub async fn periods(mode: Mode, kubeconfig: &Path, modules_dir: &Path, out_dir:
         walls.push(ms(wall.elapsed()));
         cpus.push(ms(cpu_time().saturating_sub(cpu)));
         (figures.records, figures.bytes_emitted, figures.requests, figures.archive_bytes, figures.failed) = summarize(&result);
+        let reports = &result.metadata.status_reports;
+        figures.gatherers = reports.iter().map(|r| r.name.clone()).collect();
+        figures.guest_memory_peak_bytes = figures.guest_memory_peak_bytes.max(reports.iter().map(|r| r.guest_memory_bytes).max().unwrap_or(0));
+        figures.fuel_used = reports.iter().map(|r| r.fuel_used).sum();
         let _ = std::fs::remove_file(&result.archive);
     }
     figures.peak_rss_bytes = archive::peak_rss_bytes();
-    figures.wall_ms = median(walls);
-    figures.cpu_ms = median(cpus);
+    figures.wall = Spread::of(walls);
+    figures.cpu = Spread::of(cpus);
+    Ok(figures)
+}
+
+/// An [`Api`] that passes every request on and writes down which gatherer made it, in order:
+/// the trace the raw-transfer floor replays.
+pub struct RecordingApi {
+    inner: Arc<dyn Api>,
+    trace: Mutex<Vec<(String, Request)>>,
+}
+
+impl RecordingApi {
+    /// Records what goes through `inner`.
+    pub fn new(inner: Arc<dyn Api>) -> Self {
+        RecordingApi { inner, trace: Mutex::new(Vec::new()) }
+    }
+
+    /// Each gatherer's requests in the order it made them; gatherers in the order of their
+    /// first request.
+    pub fn sequences(&self) -> Vec<(String, Vec<Request>)> {
+        let mut out: Vec<(String, Vec<Request>)> = Vec::new();
+        for (gatherer, req) in self.trace.lock().expect("trace lock").iter() {
+            match out.iter_mut().find(|(g, _)| g == gatherer) {
+                Some((_, reqs)) => reqs.push(req.clone()),
+                None => out.push((gatherer.clone(), vec![req.clone()])),
+            }
+        }
+        out
+    }
+}
+
+impl Api for RecordingApi {
+    fn send(&self, gatherer: &str, req: &Request, cap: u64, deadline: Instant) -> Result<Response, BridgeError> {
+        self.trace.lock().expect("trace lock").push((gatherer.to_owned(), req.clone()));
+        self.inner.send(gatherer, req, cap, deadline)
+    }
+}
+
+/// The raw-transfer floor: the requests of a period with nothing else.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FloorFigures {
+    /// Rounds measured.
+    pub rounds: usize,
+    /// Request sequences (one per gatherer that made requests).
+    pub sequences: usize,
+    /// Requests per round.
+    pub requests: u64,
+    /// Response body bytes per round.
+    pub bytes: u64,
+    /// Responses that were not 2xx (a missing resource is a 404 for the gatherers too).
+    pub not_ok: u64,
+    /// Wall time of a round, in ms.
+    pub wall: Spread,
+    /// CPU time of a round (this process, all threads), in ms.
+    pub cpu: Spread,
+}
+
+/// Sends `sequences` with a bare kube client: `concurrency` sequences at a time, as a period
+/// runs its gatherers, each request after the previous one of its sequence returned, every
+/// body read to its end and dropped. No policy, no guest, no JSON, no archive. Returns
+/// (requests, body bytes, non-2xx responses).
+pub async fn replay(client: &kube::Client, sequences: &[(String, Vec<Request>)], concurrency: usize) -> Result<(u64, u64, u64)> {
+    use http_body_util::BodyExt as _;
+    let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut tasks = Vec::new();
+    for (_, requests) in sequences {
+        let (client, permits, requests) = (client.clone(), permits.clone(), requests.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await.map_err(|e| BenchError(e.to_string()))?;
+            let (mut bytes, mut not_ok) = (0u64, 0u64);
+            for req in &requests {
+                let mut builder = http::Request::builder().method(req.method.as_str()).uri(req.path.as_str());
+                for (k, v) in req.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("accept")) {
+                    builder = builder.header(k.as_str(), v.as_str());
+                }
+                let http_req = builder.body(Vec::new()).map_err(BenchError::context(&req.path))?;
+                let resp = client.send(http_req.map(kube::client::Body::from)).await.map_err(BenchError::context(&req.path))?;
+                not_ok += u64::from(!resp.status().is_success());
+                let mut body = resp.into_body();
+                while let Some(frame) = body.frame().await {
+                    if let Ok(data) = frame.map_err(BenchError::context(&req.path))?.into_data() {
+                        bytes += data.len() as u64;
+                    }
+                }
+            }
+            Ok::<_, BenchError>((requests.len() as u64, bytes, not_ok))
+        }));
+    }
+    let mut total = (0, 0, 0);
+    for t in tasks {
+        let (requests, bytes, not_ok) = t.await.map_err(|e| BenchError(e.to_string()))??;
+        total = (total.0 + requests, total.1 + bytes, total.2 + not_ok);
+    }
+    Ok(total)
+}
+
+/// Measures the raw-transfer floor against the cluster of `kubeconfig`: one (unmeasured) wasm
+/// period of the modules in `modules_dir` records every request the gatherers make (list pages
+/// with their `limit`/`continue`, GETs by name), then `rounds` rounds of [`replay`] send the
+/// same requests with the same client (its connections already open, as in the period worker).
+pub async fn floor(kubeconfig: &Path, modules_dir: &Path, out_dir: &Path, rounds: usize) -> Result<FloorFigures> {
+    let client = agent::kubeclient::from_kubeconfig(kubeconfig).await.map_err(|e| BenchError(e.to_string()))?;
+    let bridge: Arc<dyn Api> = Arc::new(agent::policy::Bridge::new(client.clone(), tokio::runtime::Handle::current()));
+    let recorder = Arc::new(RecordingApi::new(bridge));
+    let (config, opts) = measured_settings(out_dir);
+    let sandbox = Arc::new(Sandbox::new());
+    let (specs, failures) = gather::load_modules_dir(&sandbox, modules_dir, &config).map_err(BenchError::context(modules_dir.display()))?;
+    let result = gather::run_period(sandbox, recorder.clone(), specs, failures, &opts).await.map_err(|e| BenchError(e.to_string()))?;
+    let _ = std::fs::remove_file(&result.archive);
+    let sequences = recorder.sequences();
+    let mut figures = FloorFigures { rounds: rounds.max(1), sequences: sequences.len(), ..Default::default() };
+    let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+    for _ in 0..rounds.max(1) {
+        let (wall, cpu) = (Instant::now(), cpu_time());
+        (figures.requests, figures.bytes, figures.not_ok) = replay(&client, &sequences, opts.concurrency).await?;
+        walls.push(ms(wall.elapsed()));
+        cpus.push(ms(cpu_time().saturating_sub(cpu)));
+    }
+    figures.wall = Spread::of(walls);
+    figures.cpu = Spread::of(cpus);
     Ok(figures)
 }
 
@@ -592,6 +821,46 @@ mod tests {
         }
         std::hint::black_box(x);
         assert!(cpu_time() > before);
+    }
+
+    #[test]
+    fn a_spread_is_the_fastest_median_and_slowest_of_what_was_measured() {
+        assert_eq!(Spread::of(vec![30.0, 10.0, 20.0, 50.0, 40.0]), Spread { min: 10.0, median: 30.0, max: 50.0 });
+        // An even count quotes a measured value (the upper middle one), not an average.
+        assert_eq!(Spread::of(vec![4.0, 1.0, 3.0, 2.0]), Spread { min: 1.0, median: 3.0, max: 4.0 });
+        assert_eq!(Spread::of(vec![7.0]), Spread { min: 7.0, median: 7.0, max: 7.0 });
+        assert_eq!(Spread::of(Vec::new()), Spread::default());
+        assert_eq!(Spread { min: 1.04, median: 2.5, max: 10.0 }.show(1), "2.5 (1.0–10.0)");
+    }
+
+    #[test]
+    fn the_load_average_is_read_from_proc() {
+        let [one, five, fifteen] = loadavg().expect("/proc/loadavg on Linux");
+        assert!([one, five, fifteen].iter().all(|l| l.is_finite() && *l >= 0.0));
+    }
+
+    #[test]
+    fn go_guests_are_told_apart_by_their_wasi_imports() {
+        let wasi = wat::parse_str(r#"(module (import "wasi_snapshot_preview1" "sched_yield" (func (result i32))) (memory (export "memory") 1))"#).unwrap();
+        let plain = wat::parse_str(r#"(module (import "gather" "log" (func (param i32 i32 i32) (result i32))) (memory (export "memory") 1))"#).unwrap();
+        assert!(imports_wasi(&wasi));
+        assert!(!imports_wasi(&plain));
+        assert!(!imports_wasi(b"not wasm"));
+    }
+
+    #[test]
+    fn the_recorder_keeps_each_gatherers_requests_in_order() {
+        let recorder = RecordingApi::new(Arc::new(CannedApi::default()));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for (g, path) in [("nodes", "/api/v1/nodes?limit=500"), ("pods", "/api/v1/pods?limit=500"), ("nodes", "/api/v1/nodes?limit=500&continue=x")] {
+            let resp = recorder.send(g, &Request::get(path), 1 << 20, deadline).unwrap();
+            assert_eq!(resp.status, 200, "requests are passed on");
+        }
+        let paths = |reqs: &[Request]| reqs.iter().map(|r| r.path.clone()).collect::<Vec<_>>();
+        let sequences = recorder.sequences();
+        assert_eq!(sequences.iter().map(|(g, _)| g.as_str()).collect::<Vec<_>>(), ["nodes", "pods"]);
+        assert_eq!(paths(&sequences[0].1), ["/api/v1/nodes?limit=500", "/api/v1/nodes?limit=500&continue=x"]);
+        assert_eq!(paths(&sequences[1].1), ["/api/v1/pods?limit=500"]);
     }
 
     #[test]

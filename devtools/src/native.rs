@@ -47,19 +47,40 @@ impl NativeGatherer {
     }
 }
 
-/// The six default gatherers of `gatherers/`, built natively.
-pub fn default_gatherers() -> Vec<NativeGatherer> {
-    [
-        (gatherer_clusterconfig::MANIFEST_JSON, gatherer_clusterconfig::run_native as fn() -> i32),
-        (gatherer_clusteroperators::MANIFEST_JSON, gatherer_clusteroperators::run_native),
-        (gatherer_clusterversion::MANIFEST_JSON, gatherer_clusterversion::run_native),
-        (gatherer_machineconfigpools::MANIFEST_JSON, gatherer_machineconfigpools::run_native),
-        (gatherer_nodes::MANIFEST_JSON, gatherer_nodes::run_native),
-        (gatherer_pods::MANIFEST_JSON, gatherer_pods::run_native),
-    ]
-    .into_iter()
-    .map(|(json, entry)| NativeGatherer::new(json, entry).expect("the default gatherers' manifests are valid"))
-    .collect()
+/// The native table: each linked gatherer crate (a `gatherer-*` dependency of this crate) and
+/// its `gatherer!` entry points. Adding a Rust gatherer to the default set means one dependency
+/// line in `Cargo.toml` and one name here; `tests/native.rs` fails until both are done.
+macro_rules! linked_gatherers {
+    ($($krate:ident),* $(,)?) => {
+        /// The default Rust gatherers of `gatherers/`, built natively (the Go ones have no native build).
+        pub fn default_gatherers() -> Vec<NativeGatherer> {
+            [$(($krate::MANIFEST_JSON, $krate::run_native as fn() -> i32)),*]
+                .into_iter()
+                .map(|(json, entry)| NativeGatherer::new(json, entry).expect("the default gatherers' manifests are valid"))
+                .collect()
+        }
+    };
+}
+
+linked_gatherers![
+    gatherer_clusterconfig,
+    gatherer_clusteroperators,
+    gatherer_clusterversion,
+    gatherer_machineconfigpools,
+    gatherer_nodes,
+    gatherer_pods,
+    gatherer_machineconfigs,
+    gatherer_crds,
+    gatherer_imageregistry,
+    gatherer_machines,
+    gatherer_nmstate,
+    gatherer_clusterresources,
+    gatherer_configmaps,
+];
+
+/// Whether the gatherer named `name` has a native build here.
+pub fn has_native_build(name: &str) -> bool {
+    default_gatherers().iter().any(|g| g.manifest.name == name)
 }
 
 /// The SDK's view of the host on this thread: every call goes to the shared [`HostState`].

@@ -50,6 +50,25 @@ async fn same_records_as_wasm(sim: SimHandle) {
     }
 }
 
+#[test]
+fn every_built_rust_gatherer_has_a_native_build() {
+    // The built set decides: a module that is not a Go (WASI) guest must be linked natively,
+    // so the benchmark's wasm ÷ native covers the whole Rust default set.
+    let built = common::built_gatherers();
+    for (file, bytes) in &built {
+        let name = file.trim_end_matches(".wasm");
+        assert!(
+            native::has_native_build(name) || gather_devtools::bench::imports_wasi(bytes),
+            "{file} is a Rust gatherer with no native build: add it to devtools/Cargo.toml and native.rs's table"
+        );
+    }
+    let go = built.iter().filter(|(_, b)| gather_devtools::bench::imports_wasi(b)).count();
+    assert!(go >= 2, "the Go default gatherers are built too ({go})");
+    for g in native::default_gatherers() {
+        assert!(built.iter().any(|(f, _)| *f == format!("{}.wasm", g.manifest.name)), "{} has no wasm build", g.manifest.name);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_and_wasm_builds_write_identical_records_on_the_sample_cluster() {
     same_records_as_wasm(common::start_sample().await).await;

@@ -84,6 +84,10 @@ pub struct StatusReport {
     /// Uncompressed bytes of records accepted.
     #[serde(default)]
     pub bytes_emitted: u64,
+    /// The guest's linear memory at the end of the run, in bytes: its high-water mark, since
+    /// wasm memory never shrinks. 0 when the gatherer never instantiated (or ran natively).
+    #[serde(default)]
+    pub guest_memory_bytes: u64,
     /// Why the gatherer failed: `trap`, `deadline`, `fuel`, `memory`, `policy`, `exit`, `load`…
     #[serde(default)]
     pub error_kind: Option<String>,
