@@ -72,6 +72,9 @@ async fn go_default_gatherers_produce_io_records() {
         let r = report(&result.metadata.status_reports, name);
         assert_eq!(kind(r), None, "{r:#?}");
         assert_eq!(r.exit_code, Some(0));
+        // The report gives the guest's linear-memory high-water mark: for a Go guest, its
+        // data and the Go runtime's heap, megabytes, far below the 64 MiB cap.
+        assert!(r.guest_memory_bytes > 2 << 20 && r.guest_memory_bytes < 64 << 20, "{r:#?}");
     }
     let records = common::records(&result.archive);
     let pdb: Value = serde_json::from_slice(&records["config/pdbs/openshift-machine-config-operator/etcd-quorum-guard.json"]).unwrap();
