@@ -76,6 +76,9 @@ linked_gatherers![
     gatherer_nmstate,
     gatherer_clusterresources,
     gatherer_configmaps,
+    gatherer_sap,
+    gatherer_aggregates,
+    gatherer_events,
 ];
 
 /// Whether the gatherer named `name` has a native build here.
