@@ -16,16 +16,7 @@ fn hello(name: &str, text: &str) -> Vec<u8> {
 }
 
 async fn start(sim: &gather_sim::SimHandle, work: &Path, modules: &[(&str, Vec<u8>)], tweak: impl FnOnce(&mut RunConfig)) -> Running {
-    let dir = work.join("modules");
-    std::fs::create_dir_all(&dir).unwrap();
-    for (name, bytes) in modules {
-        std::fs::write(dir.join(format!("{name}.wasm")), bytes).unwrap();
-    }
-    let mut cfg = RunConfig::new(work.join("out"), work.join("state"));
-    cfg.modules_dir = Some(dir);
-    cfg.period = Duration::from_millis(300);
-    cfg.jitter = 0.0;
-    cfg.listen = Some("127.0.0.1:0".parse().unwrap());
+    let mut cfg = common::quick_run_config(work, modules);
     tweak(&mut cfg);
     common::start_agent(sim, work, cfg).await
 }

@@ -19,17 +19,7 @@ fn nodes() -> Vec<u8> {
 }
 
 fn base(work: &Path, modules: &[(&str, Vec<u8>)]) -> RunConfig {
-    let dir = work.join("modules");
-    std::fs::create_dir_all(&dir).unwrap();
-    for (name, bytes) in modules {
-        std::fs::write(dir.join(format!("{name}.wasm")), bytes).unwrap();
-    }
-    let mut cfg = RunConfig::new(work.join("out"), work.join("state"));
-    cfg.modules_dir = Some(dir);
-    cfg.period = Duration::from_millis(300);
-    cfg.jitter = 0.0;
-    cfg.listen = Some("127.0.0.1:0".parse().unwrap());
-    cfg
+    common::quick_run_config(work, modules)
 }
 
 fn http() -> reqwest::Client {
@@ -107,7 +97,7 @@ async fn healthz_reports_a_stuck_period_loop() {
         if r.status() == 503 {
             break r.text().await.unwrap();
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "never reported stuck");
+        assert!(t0.elapsed() < Duration::from_secs(60), "never reported stuck");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(reason.contains("period 1") && reason.contains("stuck"), "{reason}");
@@ -117,7 +107,7 @@ async fn healthz_reports_a_stuck_period_loop() {
     gate.1.notify_all();
     let t0 = Instant::now();
     while h.get(&url).send().await.unwrap().status() != 200 {
-        assert!(t0.elapsed() < Duration::from_secs(10), "not healthy again");
+        assert!(t0.elapsed() < Duration::from_secs(60), "not healthy again");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _ = tx.send(true);
@@ -165,7 +155,7 @@ async fn a_reloaded_config_applies_from_the_next_period_and_a_bad_one_is_refused
             if cond(&s) {
                 return s;
             }
-            assert!(t0.elapsed() < Duration::from_secs(30), "timed out waiting for {what}: {s:#?}");
+            assert!(t0.elapsed() < Duration::from_secs(60), "timed out waiting for {what}: {s:#?}");
             std::thread::sleep(Duration::from_millis(25));
         }
     };

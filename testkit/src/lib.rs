@@ -282,6 +282,22 @@ pub fn report<'a>(reports: &'a [agent::archive::StatusReport], name: &str) -> &'
     reports.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no report for {name}: {reports:#?}"))
 }
 
+/// A fast `run` config for tests: `modules` (name without `.wasm`, bytes) written to
+/// `work/modules`, a 300 ms period without jitter, endpoints on 127.0.0.1:0.
+pub fn quick_run_config(work: &std::path::Path, modules: &[(&str, Vec<u8>)]) -> agent::run::RunConfig {
+    let dir = work.join("modules");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, bytes) in modules {
+        std::fs::write(dir.join(format!("{name}.wasm")), bytes).unwrap();
+    }
+    let mut cfg = agent::run::RunConfig::new(work.join("out"), work.join("state"));
+    cfg.modules_dir = Some(dir);
+    cfg.period = std::time::Duration::from_millis(300);
+    cfg.jitter = 0.0;
+    cfg.listen = Some("127.0.0.1:0".parse().unwrap());
+    cfg
+}
+
 /// `dir/modules`, holding the built default gatherers (see [`built_gatherers`]).
 pub fn modules_dir(dir: &std::path::Path) -> PathBuf {
     let m = dir.join("modules");
