@@ -20,6 +20,18 @@ fn copied_binary(dir: &Path) -> (PathBuf, PathBuf) {
     (exe, cwd)
 }
 
+/// Runs `f` until it does not fail with ETXTBSY. The binary was just copied, and another test
+/// thread forking at that moment can hold the copy's write descriptor until its child execs.
+fn unless_busy<T>(mut f: impl FnMut() -> std::io::Result<T>) -> T {
+    for _ in 0..50 {
+        match f() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => std::thread::sleep(std::time::Duration::from_millis(100)),
+            r => return r.unwrap(),
+        }
+    }
+    f().unwrap()
+}
+
 /// A command with nothing pointing at the repository: empty cwd, empty environment but `HOME`.
 fn isolated(exe: &Path, cwd: &Path) -> Command {
     let mut cmd = Command::new(exe);
@@ -31,7 +43,7 @@ fn isolated(exe: &Path, cwd: &Path) -> Command {
 fn copied_binary_runs_the_demo_with_no_source_tree() {
     let dir = tempfile::tempdir().unwrap();
     let (exe, cwd) = copied_binary(dir.path());
-    let out = isolated(&exe, &cwd).args(["demo", "--period", "1s", "--dir", "work"]).output().unwrap();
+    let out = unless_busy(|| isolated(&exe, &cwd).args(["demo", "--period", "1s", "--dir", "work"]).output());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("the embedded sample cluster"), "{stdout}");
@@ -45,12 +57,13 @@ fn copied_binary_runs_the_demo_with_no_source_tree() {
 fn copied_binary_serves_the_embedded_sample_and_gathers_it_with_the_embedded_set() {
     let dir = tempfile::tempdir().unwrap();
     let (exe, cwd) = copied_binary(dir.path());
-    let mut sim = isolated(&exe, &cwd)
-        .args(["sim", "--listen", "127.0.0.1:0", "--write-kubeconfig", "k.yaml"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut sim = unless_busy(|| {
+        isolated(&exe, &cwd)
+            .args(["sim", "--listen", "127.0.0.1:0", "--write-kubeconfig", "k.yaml"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+    });
     let mut lines = BufReader::new(sim.stdout.take().unwrap()).lines();
     let mut seen = Vec::new();
     loop {
@@ -68,7 +81,7 @@ fn copied_binary_serves_the_embedded_sample_and_gathers_it_with_the_embedded_set
     assert!(seen.contains(&format!("{nodes:>6}  nodes")), "the sample's {nodes} nodes are served:\n{seen}");
 
     // `gather` with no `--modules`: the set embedded in the binary (it reads no build path).
-    let out = isolated(&exe, &cwd).args(["gather", "--kubeconfig", "k.yaml", "--out", "archives"]).output().unwrap();
+    let out = unless_busy(|| isolated(&exe, &cwd).args(["gather", "--kubeconfig", "k.yaml", "--out", "archives"]).output());
     let _ = sim.kill();
     let _ = sim.wait();
     assert!(out.status.success(), "gather failed:\n{}", String::from_utf8_lossy(&out.stderr));
